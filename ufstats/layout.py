@@ -1,0 +1,105 @@
+"""Where ufstats keeps its files inside `<base>/Stats`.
+
+    Stats/
+        global_stats.json      the view, in the v1 structure (written by merge)
+        checkpoint.json        merge checkpoint: shard positions and aggregates
+        epoch.json             where each shard starts counting after a reset
+        shards/<ws>.jsonl      one append-only shard per workstation
+        archive/<reset-id>/    copies of the shards taken by each reset
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._platform import workstation_problem
+from .errors import InvalidArgumentError, StatsFolderError
+
+SHARD_SUFFIX = ".jsonl"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of the statistics files under one base path."""
+
+    base_path: Path
+
+    @classmethod
+    def for_base_path(cls, base_path: str | os.PathLike[str]) -> Layout:
+        if isinstance(base_path, bytes) or not isinstance(base_path, (str, os.PathLike)):
+            raise InvalidArgumentError(
+                f"Invalid base_path={base_path!r}: must be a folder path as str or Path"
+            )
+        if not os.fspath(base_path).strip():
+            raise InvalidArgumentError("Invalid base_path='': give the 0UFulfilment folder")
+        return cls(Path(base_path))
+
+    @property
+    def stats_dir(self) -> Path:
+        return self.base_path / "Stats"
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.stats_dir / "shards"
+
+    @property
+    def view_file(self) -> Path:
+        return self.stats_dir / "global_stats.json"
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.stats_dir / "checkpoint.json"
+
+    @property
+    def epoch_file(self) -> Path:
+        return self.stats_dir / "epoch.json"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.stats_dir / "archive"
+
+    def shard_path(self, workstation: str) -> Path:
+        """Return the shard file of a workstation; the id is checked first."""
+        problem = workstation_problem(workstation)
+        if problem:
+            raise InvalidArgumentError(f"Invalid workstation id {workstation!r}: {problem}")
+        return self.shards_dir / f"{workstation}{SHARD_SUFFIX}"
+
+    def shard_names(self) -> list[str]:
+        """Return the workstation ids of all shard files, sorted.
+
+        Files in the shards folder that are not valid shard names are
+        ignored here and listed by `ufstats check`.
+        """
+        try:
+            entries = os.listdir(self.shards_dir)
+        except FileNotFoundError:
+            return []
+        names = []
+        for entry in entries:
+            if entry.endswith(SHARD_SUFFIX):
+                name = entry[: -len(SHARD_SUFFIX)]
+                if workstation_problem(name) is None:
+                    names.append(name)
+        return sorted(names)
+
+    def require_base_path(self) -> None:
+        """Raise `StatsFolderError` unless the base folder exists and is a folder."""
+        try:
+            if self.base_path.is_dir():
+                return
+            exists = self.base_path.exists()
+        except OSError as exc:
+            raise StatsFolderError(
+                f"Base path {self.base_path} cannot be reached: {exc}. "
+                "Check that the file server is online and the path is right."
+            ) from exc
+        if exists:
+            raise StatsFolderError(f"Base path {self.base_path} is a file, not a folder.")
+        raise StatsFolderError(
+            f"Base path {self.base_path} does not exist or cannot be reached. "
+            "Check that the file server is online and the path is right "
+            "(--base-path or UFSTATS_BASE_PATH)."
+        )

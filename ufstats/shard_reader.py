@@ -1,0 +1,126 @@
+"""Reading events from shard files, skipping and reporting damaged lines.
+
+A reader never changes a shard. A line that is not valid JSON, or not a valid
+event, is reported as `Damage` (shard, line number, reason) and skipped; the
+rest of the shard still counts. Bytes after the last newline are left for a
+later read: a writer may still be appending them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from .events import Event, decode_line, decode_lines
+
+CHUNK_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A line that readers skip: where it is and why."""
+
+    shard: str
+    line: int
+    offset: int
+    reason: str
+    excerpt: str
+
+    def describe(self) -> str:
+        return f"{self.shard} line {self.line} (byte {self.offset}): {self.reason}"
+
+
+def _excerpt(line: bytes) -> str:
+    text = line[:60].decode("utf-8", errors="replace")
+    return text + ("..." if len(line) > 60 else "")
+
+
+def line_start(path: Path, position: int) -> tuple[int, int]:
+    """Return (start of the line containing `position`, number of lines before it)."""
+    if position <= 0:
+        return 0, 0
+    with open(path, "rb") as handle:
+        head = handle.read(position)
+    start = head.rfind(b"\n") + 1
+    return start, head.count(b"\n", 0, start)
+
+
+@dataclass
+class ShardScan:
+    """One pass over a shard from `position` to its last complete line.
+
+    Iterate `events()`; afterwards `position` and `line` point after the
+    last complete line read, `damage` lists skipped lines and
+    `incomplete_tail` tells whether bytes after the last newline remain.
+    """
+
+    path: Path
+    name: str
+    position: int = 0
+    line: int = 0
+    damage: list[Damage] = field(default_factory=list)
+    incomplete_tail: bool = False
+    bytes_read: int = 0
+
+    def events(self) -> Iterator[tuple[int, Event]]:
+        """Yield (line number, event) for each valid line, 1-based line numbers."""
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 - closed in finally
+        except FileNotFoundError:
+            return
+        try:
+            handle.seek(self.position)
+            pending = b""
+            while True:
+                chunk = handle.read(CHUNK_BYTES)
+                if not chunk:
+                    break
+                data = pending + chunk
+                cut = data.rfind(b"\n") + 1
+                pending = data[cut:]
+                if cut:
+                    yield from self._decode_block(data[:cut])
+            self.incomplete_tail = bool(pending)
+        finally:
+            handle.close()
+
+    def _decode_block(self, block: bytes) -> Iterator[tuple[int, Event]]:
+        first_line = self.line + 1
+        count = block.count(b"\n")
+        try:
+            events = decode_lines(block)
+        except (msgspec.MsgspecError, ValueError):
+            events = None
+        if events is not None and len(events) == count:
+            for index, event in enumerate(events):
+                yield first_line + index, event
+        else:
+            yield from self._decode_one_by_one(block, first_line)
+        self.position += len(block)
+        self.bytes_read += len(block)
+        self.line += count
+
+    def _decode_one_by_one(self, block: bytes, first_line: int) -> Iterator[tuple[int, Event]]:
+        offset = self.position
+        for index, line in enumerate(block.split(b"\n")[:-1]):
+            try:
+                yield first_line + index, decode_line(line)
+            except (msgspec.MsgspecError, ValueError) as exc:
+                reason = "empty line" if not line.strip() else str(exc)
+                self.damage.append(Damage(self.name, first_line + index, offset, reason, _excerpt(line)))
+            offset += len(line) + 1
+
+    def record_damage(self, line_number: int, reason: str) -> None:
+        """Report an event that decoded but cannot be counted."""
+        self.damage.append(Damage(self.name, line_number, -1, reason, ""))
+
+
+def shard_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
