@@ -1,0 +1,117 @@
+"""`ufstats merge`: write the v1 `global_stats.json` view from all shards.
+
+The view is rebuilt from a full scan every time, because the shards hold the
+truth; a damaged view is simply replaced. Merge refuses to replace a view it
+did not write (for example one that v1 tools still update during a rollout)
+unless that file was imported with `ufstats import-legacy` or `force` is
+set; a replaced foreign or unreadable view is first copied aside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+
+from .atomic import write_atomically
+from .checkpoint import CHECKPOINT_HISTORY, read_checkpoint_view_sha, save_checkpoint
+from .errors import ViewOwnershipError
+from .layout import Layout
+from .shard_reader import Damage
+from .state import StatsState
+
+log = logging.getLogger("ufstats")
+
+VIEW_VERSION = "2.0"
+DEFAULT_HISTORY_LIMIT = 1000
+
+
+@dataclass
+class MergeResult:
+    """What a merge read and wrote."""
+
+    events: int
+    shards: int
+    duplicates: int
+    damage: list[Damage]
+    seconds: float
+    bytes_read: int
+    view_written: bool
+    backup: str | None = None
+
+    def summary(self) -> str:
+        return (
+            f"merged {self.events} events from {self.shards} shards in {self.seconds:.2f} s "
+            f"({len(self.damage)} damaged lines, {self.duplicates} duplicates)"
+        )
+
+
+def encode_view(state: StatsState, history_limit: int) -> bytes:
+    view = state.aggregate.view(VIEW_VERSION)
+    if history_limit:
+        view["analysis_history"] = view["analysis_history"][-history_limit:]
+        view["packing_history"] = view["packing_history"][-history_limit:]
+    # Indented like v1 wrote it, so people can read the file too.
+    return msgspec.json.format(msgspec.json.encode(view), indent=4) + b"\n"
+
+
+def _check_ownership(layout: Layout, state: StatsState, force: bool) -> str | None:
+    """Decide whether the current view may be replaced; return a backup name if kept aside."""
+    try:
+        current = layout.view_file.read_bytes()
+    except FileNotFoundError:
+        return None
+    digest = hashlib.sha256(current).hexdigest()
+    if digest == read_checkpoint_view_sha(layout) or digest in state.aggregate.imported_sources:
+        return None
+    try:
+        document = msgspec.json.decode(current)
+        readable = isinstance(document, dict)
+    except msgspec.DecodeError:
+        readable = False
+    if readable and not force:
+        raise ViewOwnershipError(
+            f"{layout.view_file} was not written by ufstats merge; it may be a v1 statistics "
+            "file that v1 tools still update. Import it first with "
+            f"`ufstats import-legacy \"{layout.view_file}\"` (merge then replaces it), or "
+            "run merge with --force to replace it anyway (a copy is kept)."
+        )
+    reason = "replaced" if readable else "damaged"
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    backup = layout.view_file.with_name(f"global_stats.{reason}-{stamp}.json")
+    write_atomically(backup, current)
+    log.warning("kept a copy of the %s view %s as %s", reason, layout.view_file, backup.name)
+    return backup.name
+
+
+def run_merge(layout: Layout, history_limit: int = DEFAULT_HISTORY_LIMIT, force: bool = False) -> MergeResult:
+    """Scan every shard, then replace the view and the checkpoint atomically."""
+    if history_limit < 0:
+        raise ValueError(f"history_limit={history_limit} must be 0 (all) or positive")
+    layout.require_base_path()
+    started = time.perf_counter()
+    kept = 0 if history_limit == 0 else max(history_limit, CHECKPOINT_HISTORY)
+    state = StatsState.scan(layout, history_limit=kept or None)
+    view = encode_view(state, history_limit)
+    layout.stats_dir.mkdir(exist_ok=True)
+    backup = _check_ownership(layout, state, force)
+    write_atomically(layout.view_file, view)
+    save_checkpoint(state, hashlib.sha256(view).hexdigest())
+    result = MergeResult(
+        events=state.aggregate.events,
+        shards=len(state.shards),
+        duplicates=state.duplicates,
+        damage=list(state.damage),
+        seconds=time.perf_counter() - started,
+        bytes_read=state.bytes_read,
+        view_written=True,
+        backup=backup,
+    )
+    log.info("%s", result.summary())
+    for damage in result.damage:
+        log.warning("damaged line skipped: %s", damage.describe())
+    return result

@@ -1,0 +1,103 @@
+"""Resetting statistics to zero without destroying any data.
+
+A reset copies every shard into `Stats/archive/<reset-id>/`, then writes
+`Stats/epoch.json`, which tells readers to start counting each shard at its
+length at reset time. Shards are never truncated or moved, so a PC that
+appends during the reset keeps its record: it lands after the recorded
+length and counts in the new epoch. `restore` returns to the epoch before a
+given reset.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+
+from .atomic import write_atomically
+from .errors import InvalidArgumentError
+from .events import now_timestamp
+from .layout import Layout
+from .state import Epoch, read_epoch
+
+
+@dataclass
+class ResetResult:
+    reset_id: str
+    archive: Path
+    shards: int
+
+
+def _copy_prefix(source: Path, target: Path, length: int) -> None:
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        remaining = length
+        while remaining:
+            block = reader.read(min(remaining, 1 << 20))
+            if not block:
+                break
+            writer.write(block)
+            remaining -= len(block)
+        writer.flush()
+        os.fsync(writer.fileno())
+
+
+def reset(layout: Layout) -> ResetResult:
+    """Start a new epoch in which every reader sees zeros."""
+    layout.require_base_path()
+    reset_id = datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
+    archive = layout.archive_dir / reset_id
+    archive.mkdir(parents=True)
+    offsets = {}
+    for name in layout.shard_names():
+        path = layout.shards_dir / f"{name}.jsonl"
+        length = os.stat(path).st_size
+        _copy_prefix(path, archive / path.name, length)
+        offsets[name] = length
+    previous = read_epoch(layout)
+    if previous is not None:
+        shutil.copyfile(layout.epoch_file, archive / "epoch-before.json")
+    epoch = Epoch(
+        reset_id=reset_id,
+        reset_at=now_timestamp(),
+        start_offsets=offsets,
+        previous=previous.reset_id if previous else None,
+    )
+    write_atomically(layout.epoch_file, msgspec.json.format(msgspec.json.encode(epoch), indent=2))
+    return ResetResult(reset_id, archive, len(offsets))
+
+
+def list_resets(layout: Layout) -> list[str]:
+    try:
+        return sorted(p.name for p in layout.archive_dir.iterdir() if p.is_dir())
+    except FileNotFoundError:
+        return []
+
+
+def restore(layout: Layout, reset_id: str) -> Epoch:
+    """Undo a reset: count again from where the epoch before `reset_id` started.
+
+    Records made after the reset stay counted.
+    """
+    archive = layout.archive_dir / reset_id
+    if not reset_id or Path(reset_id).name != reset_id or not archive.is_dir():
+        known = ", ".join(list_resets(layout)) or "none"
+        raise InvalidArgumentError(f"Unknown reset id {reset_id!r}; known resets: {known}")
+    before_file = archive / "epoch-before.json"
+    if before_file.exists():
+        before = msgspec.json.decode(before_file.read_bytes(), type=Epoch)
+        offsets = before.start_offsets
+    else:
+        offsets = {}
+    epoch = Epoch(
+        reset_id=f"restore-{reset_id}-{secrets.token_hex(2)}",
+        reset_at=now_timestamp(),
+        start_offsets=offsets,
+        previous=reset_id,
+    )
+    write_atomically(layout.epoch_file, msgspec.json.format(msgspec.json.encode(epoch), indent=2))
+    return epoch
