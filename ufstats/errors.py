@@ -57,3 +57,7 @@ class LegacyImportError(StatsManagerError, ValueError):
 
 class ViewOwnershipError(StatsManagerError):
     """Merge refused to replace a view that ufstats did not write."""
+
+
+class OutputFileError(StatsManagerError):
+    """A report or export file cannot be written."""

@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
@@ -39,6 +40,8 @@ from .validation import InvalidRecordError, encode_metadata, to_json_value
 
 V1_KEYS = {"total_orders_analyzed", "total_orders_packed", "total_sessions", "by_client"}
 DEVENV_KEYS = {"total_analyses", "clients"}
+# History entries converted between two progress calls.
+PROGRESS_STEP = 500
 
 
 @dataclass
@@ -233,8 +236,19 @@ def _devenv_as_v1(document: dict[str, Any], source: Path, notes: list[str]) -> d
     }
 
 
-def build_events(document: dict[str, Any], source: Path, workstation: str, source_sha256: str, zone: tzinfo | None) -> tuple[list[Event], str, list[str]]:
-    """Convert a parsed v1 document into events; return (events, schema name, notes)."""
+def build_events(
+    document: dict[str, Any],
+    source: Path,
+    workstation: str,
+    source_sha256: str,
+    zone: tzinfo | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Event], str, list[str]]:
+    """Convert a parsed v1 document into events; return (events, schema name, notes).
+
+    `progress`, if given, is called with (entries converted, entries in total)
+    every `PROGRESS_STEP` history entries and at the end.
+    """
     notes: list[str] = []
     keys = set(document)
     if keys & DEVENV_KEYS and not keys & {"by_client", "analysis_history", "packing_history"}:
@@ -251,11 +265,18 @@ def build_events(document: dict[str, Any], source: Path, workstation: str, sourc
         )
     converter = _Converter(source, workstation, zone)
     events: list[Event] = []
-    for kind in ("analysis", "packing"):
-        entries = document.get(f"{kind}_history", [])
+    histories = {kind: document.get(f"{kind}_history", []) for kind in ("analysis", "packing")}
+    for kind, entries in histories.items():
         if not isinstance(entries, list):
             raise _fail(source, f"{kind}_history", f"expected a list, found {type(entries).__name__}")
-        events.extend(converter.history_event(kind, i, entry) for i, entry in enumerate(entries))
+    total = sum(len(entries) for entries in histories.values())
+    for kind, entries in histories.items():
+        for i, entry in enumerate(entries):
+            events.append(converter.history_event(kind, i, entry))
+            if progress is not None and len(events) % PROGRESS_STEP == 0:
+                progress(len(events), total)
+    if progress is not None:
+        progress(total, total)
     totals, by_client = _document_counters(document, source)
     history_totals, history_by_client = _sums(events)
     delta_totals = {name: totals[i] - history_totals[i] for i, name in enumerate(COUNTER_NAMES)}
@@ -304,14 +325,22 @@ def resolve_zone(name: str | None) -> tzinfo | None:
         ) from None
 
 
-def import_legacy(layout: Layout, source: Path, zone_name: str | None = None) -> ImportResult:
-    """Import a v1 statistics file into `Stats/shards/legacy-<hash>.jsonl`."""
+def import_legacy(
+    layout: Layout,
+    source: Path,
+    zone_name: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """Import a v1 statistics file into `Stats/shards/legacy-<hash>.jsonl`.
+
+    `progress` is passed to `build_events`.
+    """
     layout.require_base_path()
     zone = resolve_zone(zone_name)
     document, raw = parse_legacy_file(source)
     digest = hashlib.sha256(raw).hexdigest()
     workstation = f"legacy-{digest[:12]}"
-    events, schema, notes = build_events(document, source, workstation, digest, zone)
+    events, schema, notes = build_events(document, source, workstation, digest, zone, progress)
     data = b"".join(encode_line(event) for event in events)
     shard = layout.shard_path(workstation)
     counts = Counter(event.type for event in events)

@@ -2,15 +2,19 @@
 
 Error policy of a record call:
 
-- retried: errors that clear within a second (sharing or lock violations,
-  EBUSY, EAGAIN), up to `max_retries` attempts `retry_delay * attempt` apart;
-- spooled: any other `OSError` on the file server (share offline, permission
-  denied, disk full, I/O error), and transient errors that outlast the
-  retries, when spooling is on (the default);
-- raised: invalid arguments (before anything is written), lock timeouts
-  (`FileLockError`), two machines on one shard (`WorkstationConflictError`),
-  failures of the local spool itself, and with spooling off, every error
-  after the retries, as `StatsManagerError` (the v1 behaviour).
+- retried: errors that usually clear within a second (Windows sharing,
+  lock and access violations, EBUSY, EAGAIN, EINTR), up to `max_retries`
+  attempts, attempt N waiting `retry_delay * N` seconds before the next;
+- spooled (spooling on, the default): any other `OSError` on the file
+  server (base path missing, share offline, permission denied, disk full,
+  I/O error) at once, and transient errors that outlast the retries. While
+  records wait in the spool, a new record goes to the spool behind them;
+- raised: invalid arguments (`InvalidRecordError`, before anything is
+  written), lock timeouts (`FileLockError`), two machines on one shard
+  (`WorkstationConflictError`), a failure of the local spool itself
+  (`StatsManagerError`, the record is not stored), and with spooling off,
+  every `OSError`, retried like a transient one, then raised as
+  `StatsManagerError` (the v1 behaviour).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ log = logging.getLogger("ufstats")
 
 # How long interpreter exit waits for background delivery, in seconds.
 EXIT_FLUSH_SECONDS = 10.0
+_BACKGROUND_FIRST_RETRY_SECONDS = 0.5
 _BACKGROUND_RETRY_MAX_SECONDS = 60.0
 
 
@@ -61,6 +66,9 @@ class Recorder:
         self.retry_delay = retry_delay
         self.spool_enabled = spool
         self.spool = Spool.for_target(layout.base_path, workstation, spool_dir)
+        # The spool has its own lock, so that spooling (background mode) never
+        # waits for a slow shard write. Lock order: shard lock, then spool lock.
+        self.spool_lock = LocalLock(self.spool.path, lock_timeout)
         self._sleep = sleep
 
     # Direct writes -----------------------------------------------------------
@@ -69,17 +77,36 @@ class Recorder:
         """Store one encoded event; return True if it reached the shard, False if spooled."""
         with self.lock:
             if self.spool_enabled:
-                pending = self.spool.pending()
+                pending = self._pending()
                 if pending:
                     if not self._try_append(pending):
-                        self.spool.add(line)
+                        self._spool(line)
                         return False
-                    self.spool.clear()
-                    log.info("delivered %d spooled records to %s", pending.count(b"\n"), self.shard)
+                    self._remove_delivered(pending)
             if self._try_append(line):
                 return True
-            self.spool.add(line)
+            self._spool(line)
             return False
+
+    def _pending(self) -> bytes:
+        with self.spool_lock:
+            return self.spool.pending()
+
+    def _remove_delivered(self, delivered: bytes) -> None:
+        with self.spool_lock:
+            self.spool.remove_delivered(len(delivered))
+        log.info("delivered %d spooled records to %s", delivered.count(b"\n"), self.shard)
+
+    def _spool(self, line: bytes) -> None:
+        try:
+            with self.spool_lock:
+                self.spool.add(line)
+        except OSError as exc:
+            raise StatsManagerError(
+                f"The record was not stored: the shard {self.shard} cannot be written and the "
+                f"local spool {self.spool.path} failed too ({exc}). Free space on the local disk "
+                "or check its permissions, then record again."
+            ) from exc
 
     def _try_append(self, data: bytes) -> bool:
         """Append to the shard with retries; return False if it should be spooled."""
@@ -113,32 +140,46 @@ class Recorder:
     # Spool -----------------------------------------------------------------
 
     def spool_only(self, line: bytes) -> None:
-        """Store one encoded event in the local spool only (background mode)."""
-        with self.lock:
-            self.spool.add(line)
+        """Store one encoded event in the local spool only (background mode).
+
+        Only the spool lock is taken, so this never waits for a shard write.
+        """
+        self._spool(line)
 
     def flush(self) -> int:
         """Move spooled records to the shard; return how many were delivered.
 
-        Raises `StatsManagerError` if the shard still cannot be written.
+        Transient errors are retried as in `write`.
+
+        Raises:
+            StatsManagerError: the shard still cannot be written; the records
+                stay in the spool.
+            WorkstationConflictError: another machine writes this shard.
         """
         with self.lock:
-            pending = self.spool.pending()
+            pending = self._pending()
             if not pending:
                 return 0
             delivered = pending.count(b"\n")
-            try:
-                self._append(pending)
-            except OSError as exc:
-                raise StatsManagerError(
-                    f"Could not deliver {delivered} spooled records to {self.shard}: {exc}"
-                ) from exc
-            self.spool.clear()
-            log.info("delivered %d spooled records to %s", delivered, self.shard)
+            for attempt in range(1, self.max_retries + 1):
+                try:
+                    self._append(pending)
+                    break
+                except OSError as exc:
+                    if _platform.is_transient_error(exc) and attempt < self.max_retries:
+                        self._sleep(self.retry_delay * attempt)
+                        continue
+                    raise StatsManagerError(
+                        f"Could not deliver {delivered} spooled records to {self.shard}: {exc}. "
+                        f"They stay in {self.spool.path}; run `ufstats flush` when the file "
+                        "server is reachable."
+                    ) from exc
+            self._remove_delivered(pending)
             return delivered
 
     def close(self) -> None:
         self.lock.close()
+        self.spool_lock.close()
 
 
 class BackgroundDelivery:
@@ -155,40 +196,62 @@ class BackgroundDelivery:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
-        self._busy = False
+        # notify() counts requests; the thread records the last request
+        # whose records it has delivered. Idle means both are equal.
+        self._requested = 0
+        self._delivered = 0
         self._thread = threading.Thread(target=self._run, name="ufstats-delivery", daemon=True)
         self._thread.start()
         _exit_handlers.add(self)
 
     def notify(self) -> None:
+        """Ask the thread to deliver what is spooled now (also cuts a retry delay short)."""
         with self._idle:
-            self._busy = True
+            self._requested += 1
         self._wake.set()
 
     def _run(self) -> None:
-        delay = 0.5
+        delay = _BACKGROUND_FIRST_RETRY_SECONDS
         while not self._stop.is_set():
             self._wake.wait()
             self._wake.clear()
+            if self._stop.is_set():
+                return
+            with self._idle:
+                request = self._requested
             try:
                 self.recorder.flush()
-                delay = 0.5
-                with self._idle:
-                    self._busy = False
-                    self._idle.notify_all()
-            except StatsManagerError as exc:
+            except (StatsManagerError, OSError) as exc:
+                # OSError: the local spool could not be read; keep the thread alive.
                 log.warning("background delivery failed, retrying in %.1f s: %s", delay, exc)
-                self._stop.wait(delay)
+                # A notify() during the wait (a new record, flush, exit) retries at once.
+                self._wake.wait(delay)
                 delay = min(delay * 2, _BACKGROUND_RETRY_MAX_SECONDS)
                 self._wake.set()
+                continue
+            delay = _BACKGROUND_FIRST_RETRY_SECONDS
+            with self._idle:
+                self._delivered = request
+                self._idle.notify_all()
 
     def wait_idle(self, timeout: float | None) -> bool:
-        """Wait until the spool is empty; return False on timeout."""
+        """Wait until every record spooled before this call is delivered; return False on timeout."""
         with self._idle:
-            return self._idle.wait_for(lambda: not self._busy, timeout)
+            target = self._requested
+            return self._idle.wait_for(lambda: self._delivered >= target, timeout)
 
     def stop(self, timeout: float) -> None:
-        self.wait_idle(timeout)
+        """Make a last delivery attempt of at most `timeout` seconds, then end the thread."""
+        if self._stop.is_set():
+            return
+        _exit_handlers.discard(self)
+        if self._thread.is_alive():
+            self.notify()
+            if not self.wait_idle(timeout):
+                log.warning(
+                    "%d records stay in the local spool %s; the next process or `ufstats flush` delivers them",
+                    self.recorder.spool.count(), self.recorder.spool.path,
+                )
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=1.0)

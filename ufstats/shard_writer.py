@@ -26,6 +26,8 @@ log = logging.getLogger("ufstats")
 
 # How far back from the end of a shard the writer looks for the last line.
 TAIL_BYTES = 4096
+# Longer than the largest record (validation.MAX_EVENT_BYTES) plus a crash fragment.
+LONG_TAIL_BYTES = 192 * 1024
 _LOCK_POLL_SECONDS = 0.005
 
 _thread_locks: dict[str, threading.Lock] = {}
@@ -108,22 +110,37 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _read_tail(fd: int, size: int) -> bytes:
-    start = max(0, size - TAIL_BYTES)
+def _read_tail(fd: int, size: int, length: int = TAIL_BYTES) -> bytes:
+    start = max(0, size - length)
     os.lseek(fd, start, os.SEEK_SET)
     return os.read(fd, size - start)
 
 
-def check_tail_owner(tail: bytes, shard: Path, machine: str) -> None:
-    """Raise `WorkstationConflictError` if the shard's last line is another machine's."""
-    body = tail[:-1] if tail.endswith(b"\n") else b""
-    last_line = body.rsplit(b"\n", 1)[-1]
-    if not last_line:
-        return
-    try:
-        other = _tail_decoder.decode(last_line).machine
-    except msgspec.MsgspecError:
-        return  # A damaged line says nothing about its writer.
+def last_writer(tail: bytes, whole_file: bool) -> str | None:
+    """Return the machine id of the newest complete line in `tail` that has one.
+
+    Damaged lines (a crash fragment closed by the repair newline) and lines
+    without a machine id (imported v1 events) are skipped, so they cannot hide
+    the previous writer. Returns None if no line in `tail` names a machine.
+    """
+    lines = tail.split(b"\n")[:-1]  # The piece after the last newline is no complete line.
+    if not whole_file and lines:
+        lines = lines[1:]  # The first piece may start in the middle of a line.
+    for line in reversed(lines):
+        if not line.strip():
+            continue
+        try:
+            machine = _tail_decoder.decode(line).machine
+        except msgspec.MsgspecError:
+            continue
+        if machine is not None:
+            return machine
+    return None
+
+
+def check_tail_owner(tail: bytes, shard: Path, machine: str, whole_file: bool = True) -> None:
+    """Raise `WorkstationConflictError` if the shard's newest writer is another machine."""
+    other = last_writer(tail, whole_file)
     if other is not None and other != machine:
         raise WorkstationConflictError(
             f"Shard {shard} was last written by machine {other}, but this is machine "
@@ -146,11 +163,14 @@ def append_lines(shard: Path, data: bytes, machine: str | None) -> None:
         size = os.fstat(fd).st_size
         if size:
             tail = _read_tail(fd, size)
+            if machine is not None:
+                if last_writer(tail, size <= TAIL_BYTES) is None and size > TAIL_BYTES:
+                    # The newest lines are long (large metadata): read one record's worth.
+                    tail = _read_tail(fd, size, LONG_TAIL_BYTES)
+                check_tail_owner(tail, shard, machine, size <= len(tail))
             if not tail.endswith(b"\n"):
                 log.warning("shard %s ended in an incomplete line; closing it before appending", shard)
                 data = b"\n" + data
-            elif machine is not None:
-                check_tail_owner(tail, shard, machine)
         _write_all(fd, data)
         os.fsync(fd)
     finally:

@@ -3,10 +3,10 @@
 A spool is a JSON Lines file in the per-user local state folder, one per base
 path and workstation. Records are appended to it, with fsync, when the shard
 cannot be written, and moved to the shard, in order, by the next successful
-write or by `ufstats flush`. The spool is removed only after the shard write
-was flushed; if the process dies in between, the records are delivered again
-and readers drop the second copy by event id. Every spool access happens under
-the shard's local lock.
+write or by `ufstats flush`. Delivered lines are removed from the spool only
+after the shard write was flushed; if the process dies in between, the
+records are delivered again and readers drop the second copy by event id.
+Every spool access happens under the spool's own local lock (see `Recorder`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _platform
+from .atomic import write_atomically
 from .shard_writer import append_lines
 
 log = logging.getLogger("ufstats")
@@ -75,12 +76,22 @@ class Spool:
                 handle.truncate(cut)
         return data[:cut]
 
-    def clear(self) -> None:
-        """Remove the spool after its lines were written to the shard."""
+    def remove_delivered(self, length: int) -> None:
+        """Remove the first `length` bytes, which were written to the shard.
+
+        Lines added after `pending()` was read (background mode spools while
+        a delivery runs) stay. The rest is written to a new file and renamed
+        over the spool, so a crash leaves either the old or the new spool.
+        """
         try:
-            os.unlink(self.path)
+            data = self.path.read_bytes()
         except FileNotFoundError:
-            pass
+            return
+        rest = data[length:]
+        if not rest:
+            os.unlink(self.path)
+            return
+        write_atomically(self.path, rest)
 
     def count(self) -> int:
         try:

@@ -87,8 +87,11 @@ def to_json_value(value: Any, path: str = "metadata", depth: int = 0) -> Any:
     """Convert a metadata value into plain JSON types by the rules above."""
     if depth > MAX_METADATA_DEPTH:
         raise InvalidRecordError(path, value, f"is nested deeper than {MAX_METADATA_DEPTH} levels")
-    if value is None or isinstance(value, (str, bool)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        _check_encodable(path, value)
+        return str(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -100,7 +103,8 @@ def to_json_value(value: Any, path: str = "metadata", depth: int = 0) -> Any:
                 raise InvalidRecordError(
                     f"{path} key", key, f"metadata keys must be strings, not {type(key).__name__}"
                 )
-            result[key] = to_json_value(item, f"{path}[{key!r}]", depth + 1)
+            _check_encodable(f"{path} key", key)
+            result[str(key)] = to_json_value(item, f"{path}[{key!r}]", depth + 1)
         return result
     if isinstance(value, (list, tuple)):
         return [to_json_value(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
@@ -111,6 +115,8 @@ def to_json_value(value: Any, path: str = "metadata", depth: int = 0) -> Any:
         except TypeError:
             pass  # Mixed types cannot be sorted; keep iteration order.
         return [to_json_value(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(items)]
+    if type(value).__module__.startswith("pandas") and _is_pandas_missing(value):
+        return None  # pandas NaT is a datetime subclass whose isoformat() is "NaT".
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -120,6 +126,15 @@ def to_json_value(value: Any, path: str = "metadata", depth: int = 0) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return _convert_library_scalar(value, path, depth)
+
+
+def _check_encodable(path: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRecordError(
+            path, text, f"contains a lone surrogate at position {exc.start}, which UTF-8 cannot encode"
+        ) from None
 
 
 def _convert_library_scalar(value: Any, path: str, depth: int) -> Any:
