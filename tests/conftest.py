@@ -13,6 +13,11 @@ def isolated_local_state(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("UFSTATS_HOST", raising=False)
     monkeypatch.delenv("UFSTATS_BASE_PATH", raising=False)
     monkeypatch.delenv("UFSTATS_MACHINE_ID", raising=False)
+    # No ufstats.toml of the person running the tests may change their settings.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(local / "config"))
+    monkeypatch.setenv("APPDATA", str(local / "config"))
+    monkeypatch.delenv("UFSTATS_HISTORY_LIMIT", raising=False)
+    monkeypatch.delenv("UFSTATS_SPOOL_DIR", raising=False)
     return local
 
 

@@ -8,13 +8,13 @@ events of each kind by their instant (UTC), ties broken by shard and line.
 
 from __future__ import annotations
 
-import heapq
-from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from .events import Event, check_event, history_entry
+from .events import FORMAT_VERSION, Event, check_event, history_entry
+from .history import History, HistoryItem
 
 ANALYSIS = 0
 PACKED = 1
@@ -26,54 +26,6 @@ class _PackingMetadata(msgspec.Struct):
 
 
 _packing_metadata_decoder = msgspec.json.Decoder(_PackingMetadata)
-
-
-def _duration_seconds(event: Event) -> float | None:
-    if not len(event.metadata):
-        return None
-    try:
-        duration = _packing_metadata_decoder.decode(event.metadata).duration_seconds
-    except msgspec.MsgspecError:
-        return None
-    if duration is None or duration != duration or duration < 0:
-        return None
-    return duration
-
-
-@dataclass(order=True)
-class HistoryItem:
-    """A history candidate: sort key first, then the event itself."""
-
-    epoch: float
-    shard: str
-    line: int
-    event: Event = field(compare=False)
-
-
-class History:
-    """The newest `limit` events of one kind (all of them when limit is None)."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self._items: list[HistoryItem] = []
-        self.total = 0
-
-    def add(self, item: HistoryItem) -> None:
-        self.total += 1
-        if self.limit is None:
-            self._items.append(item)
-        elif len(self._items) < self.limit:
-            heapq.heappush(self._items, item)
-        elif self.limit and item > self._items[0]:
-            heapq.heapreplace(self._items, item)
-
-    def oldest_first(self) -> list[HistoryItem]:
-        return sorted(self._items)
-
-    @property
-    def complete(self) -> bool:
-        """True when every event of this kind is kept."""
-        return len(self._items) == self.total
 
 
 class Aggregate:
@@ -92,36 +44,159 @@ class Aggregate:
 
     def add(self, event: Event, shard: str, line: int) -> None:
         """Count one event; raise `ValueError` if it cannot be counted."""
-        instant = check_event(event)
-        epoch = instant.timestamp()
-        self.events += 1
-        if self.newest is None or epoch > self.newest[0]:
-            self.newest = (epoch, event.timestamp)
-        if event.type == "adjustment":
-            self._add_adjustment(event)
-            return
-        client = self.by_client.get(event.client_id)  # type: ignore[arg-type]
-        if client is None:
-            client = self.by_client[event.client_id] = [0, 0, 0]  # type: ignore[index]
-        day_key = (event.timestamp[:10], event.client_id)
-        day = self.daily.get(day_key)  # type: ignore[arg-type]
-        if day is None:
-            day = self.daily[day_key] = [0, 0, 0]  # type: ignore[index]
-        item = HistoryItem(epoch, shard, line, event)
-        if event.type == "analysis":
-            self.totals[ANALYSIS] += event.orders_count
-            client[ANALYSIS] += event.orders_count
-            day[ANALYSIS] += event.orders_count
-            self.analysis.add(item)
-        else:
-            self.totals[PACKED] += event.orders_count
-            self.totals[SESSIONS] += 1
-            client[PACKED] += event.orders_count
+        _, rejected = self.add_block([event], shard, line, set(), [])
+        if rejected:
+            raise ValueError(rejected[0][1])
+
+    def add_block(
+        self, events: list[Event], shard: str, first_line: int, seen: set[str], counted: list[str]
+    ) -> tuple[int, list[tuple[int, str]]]:
+        """Count events read from consecutive lines, skipping ids in `seen`.
+
+        `events[i]` is line `first_line + i` of `shard`. The id of each counted
+        event is added to `seen` and appended to `counted`. Returns the number
+        of events skipped as already seen, and (line, reason) for each event
+        that cannot be counted.
+
+        This loop runs once per event of every merge, so everything it uses
+        is a local name and a valid record costs no call but the parsing of
+        its timestamp and, for packing, of its metadata.
+        """
+        rejected: list[tuple[int, str]] = []
+        duplicates = 0
+        counted_events = 0
+        counted_analysis = 0
+        counted_packing = 0
+        orders_analyzed = 0
+        orders_packed = 0
+        by_client = self.by_client
+        daily = self.daily
+        workers = self.workers
+        totals = self.totals
+        analysis = self.analysis
+        analysis_items = analysis.items
+        analysis_floor = analysis.floor
+        packing = self.packing
+        packing_items = packing.items
+        packing_floor = packing.floor
+        parse = datetime.fromisoformat
+        decode_packing_metadata = _packing_metadata_decoder.decode
+        newest = self.newest
+        # Counters of one day by client. Lines of a shard are mostly in time
+        # order, so the day rarely changes from one line to the next, and a
+        # lookup by client id (whose hash Python caches) replaces one by a
+        # new (day, client) tuple.
+        current_day = ""
+        day_by_client: dict[str, list[int]] = {}
+        line = first_line - 1
+        for event in events:
+            line += 1
+            event_id = event.id
+            if event_id in seen:
+                duplicates += 1
+                continue
+            kind = event.type
+            client_id = event.client_id
+            orders = event.orders_count
+            timestamp = event.timestamp
+            moment = None
+            # A valid record with an offset-aware timestamp is checked here;
+            # anything else goes through `check_event`, which also words the reason.
+            if (
+                event.format == FORMAT_VERSION
+                and event_id
+                and kind != "adjustment"
+                and client_id
+                and event.session_id is not None
+                and orders >= 0
+                and event.items_count >= 0
+            ):
+                try:
+                    moment = parse(timestamp)
+                except ValueError:
+                    moment = None
+                if moment is not None and moment.tzinfo is None:
+                    moment = None
+            if moment is None:
+                try:
+                    moment = check_event(event)
+                except ValueError as exc:
+                    rejected.append((line, str(exc)))
+                    continue
+            epoch = moment.timestamp()
+            seen.add(event_id)
+            counted.append(event_id)
+            counted_events += 1
+            if newest is None or epoch > newest[0]:
+                newest = self.newest = (epoch, timestamp)
+            if kind == "adjustment":
+                self._add_adjustment(event)
+                continue
+            client = by_client.get(client_id)  # type: ignore[arg-type]
+            if client is None:
+                client = by_client[client_id] = [0, 0, 0]  # type: ignore[index]
+            day_text = timestamp[:10]
+            if day_text != current_day:
+                current_day = day_text
+                day_by_client = {}
+            day = day_by_client.get(client_id)  # type: ignore[arg-type]
+            if day is None:
+                day = daily.get((day_text, client_id))  # type: ignore[arg-type]
+                if day is None:
+                    day = daily[(day_text, client_id)] = [0, 0, 0]  # type: ignore[index]
+                day_by_client[client_id] = day  # type: ignore[index]
+            item = (epoch, shard, line, event)
+            if kind == "analysis":
+                orders_analyzed += orders
+                client[ANALYSIS] += orders
+                day[ANALYSIS] += orders
+                counted_analysis += 1
+                if item > analysis_floor:
+                    analysis_items.append(item)
+                    if len(analysis_items) >= analysis.capacity:
+                        analysis.prune()
+                        analysis_floor = analysis.floor
+                continue
+            orders_packed += orders
+            client[PACKED] += orders
             client[SESSIONS] += 1
-            day[PACKED] += event.orders_count
+            day[PACKED] += orders
             day[SESSIONS] += 1
-            self._add_worker(event)
-            self.packing.add(item)
+            counted_packing += 1
+            if item > packing_floor:
+                packing_items.append(item)
+                if len(packing_items) >= packing.capacity:
+                    packing.prune()
+                    packing_floor = packing.floor
+            worker_id = event.worker_id
+            worker = workers.get(worker_id if worker_id is not None else "")
+            if worker is None:
+                # orders, items, sessions, seconds timed, sessions timed,
+                # orders of timed sessions, items of timed sessions
+                worker = workers[worker_id if worker_id is not None else ""] = [0, 0, 0, 0.0, 0, 0, 0]
+            items = event.items_count
+            worker[0] += orders
+            worker[1] += items
+            worker[2] += 1
+            metadata = event.metadata
+            if len(metadata):
+                # Only sessions with a valid, non-negative duration are timed.
+                try:
+                    duration = decode_packing_metadata(metadata).duration_seconds
+                except msgspec.MsgspecError:
+                    duration = None
+                if duration is not None and duration == duration and duration >= 0:
+                    worker[3] += duration
+                    worker[4] += 1
+                    worker[5] += orders
+                    worker[6] += items
+        self.events += counted_events
+        totals[ANALYSIS] += orders_analyzed
+        totals[PACKED] += orders_packed
+        totals[SESSIONS] += counted_packing
+        analysis.total += counted_analysis
+        packing.total += counted_packing
+        return duplicates, rejected
 
     def _add_adjustment(self, event: Event) -> None:
         for index, name in enumerate(("orders_analyzed", "orders_packed", "sessions")):
@@ -132,20 +207,6 @@ class Aggregate:
                 client[index] += deltas.get(name, 0)
         if event.source_sha256:
             self.imported_sources.add(event.source_sha256)
-
-    def _add_worker(self, event: Event) -> None:
-        key = event.worker_id if event.worker_id is not None else ""
-        worker = self.workers.get(key)
-        if worker is None:
-            # orders, items, sessions, seconds timed, sessions timed
-            worker = self.workers[key] = [0, 0, 0, 0.0, 0]
-        worker[0] += event.orders_count
-        worker[1] += event.items_count
-        worker[2] += 1
-        duration = _duration_seconds(event)
-        if duration is not None:
-            worker[3] += duration
-            worker[4] += 1
 
     # Views of the aggregate -------------------------------------------------
 

@@ -3,29 +3,31 @@
 `ufstats merge` writes `Stats/checkpoint.json` after the view. A process that
 opens the statistics loads it and reads only what was appended to each shard
 since, instead of scanning years of shards over the network. A checkpoint is
-used only if the reset epoch is the same and every shard it lists still
-starts with the same bytes and is at least as long; otherwise readers fall
-back to a full scan.
+used only if the reset epoch is the same; the first `refresh()` of the loaded
+state then checks that every shard it lists is at least as long and still has
+the same first bytes and the same bytes before its saved position, and falls
+back to a full scan otherwise.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 
 import msgspec
 
-from .aggregate import Aggregate, History, HistoryItem
+from .aggregate import Aggregate, History
 from .atomic import write_atomically
 from .events import Event
 from .layout import Layout
 from .shard_reader import Damage
-from .state import RECENT_IDS_PER_SHARD, ShardProgress, StatsState, head_digest, read_epoch
+from .history import ItemTuple
+from .state import RECENT_IDS_PER_SHARD, ShardProgress, StatsState, read_epoch
 
 log = logging.getLogger("ufstats")
 
-CHECKPOINT_FORMAT = 1
+# Format 2: each worker counter list also holds the orders and items of timed sessions.
+CHECKPOINT_FORMAT = 2
 # History entries of each kind kept in a checkpoint; history queries with a
 # larger limit read the shards.
 CHECKPOINT_HISTORY = 1000
@@ -38,13 +40,10 @@ class _Shard(msgspec.Struct):
     head: str
     head_length: int
     recent_ids: list[str]
-
-
-class _HistoryItem(msgspec.Struct, array_like=True):
-    epoch: float
-    shard: str
-    line: int
-    event: Event
+    # Added without a format change: older checkpoints decode with the defaults.
+    end_bytes: bytes = b""
+    size: int = 0
+    mtime_ns: int = 0
 
 
 class _Checkpoint(msgspec.Struct, kw_only=True):
@@ -59,17 +58,17 @@ class _Checkpoint(msgspec.Struct, kw_only=True):
     events: int
     newest: tuple[float, str] | None
     imported_sources: list[str]
-    analysis: list[_HistoryItem]
+    # Items as [epoch, shard, line, event] arrays, oldest first.
+    analysis: list[tuple[float, str, int, Event]]
     analysis_total: int
-    packing: list[_HistoryItem]
+    packing: list[tuple[float, str, int, Event]]
     packing_total: int
     duplicates: int
     damage: list[tuple[str, int, int, str, str]]
 
 
-def _items(history: History) -> list[_HistoryItem]:
-    newest = history.oldest_first()[-CHECKPOINT_HISTORY:]
-    return [_HistoryItem(i.epoch, i.shard, i.line, i.event) for i in newest]
+def _items(history: History) -> list[ItemTuple]:
+    return history.kept_items()[-CHECKPOINT_HISTORY:]
 
 
 def encode_checkpoint(state: StatsState, view_sha256: str | None) -> bytes:
@@ -79,7 +78,9 @@ def encode_checkpoint(state: StatsState, view_sha256: str | None) -> bytes:
         epoch=state.epoch_id,
         view_sha256=view_sha256,
         shards={
-            name: _Shard(p.start, p.position, p.line, p.head, p.head_length, list(p.recent_ids))
+            name: _Shard(
+                p.start, p.position, p.line, p.head, p.head_length, list(p.recent_ids), p.end_bytes, p.size, p.mtime_ns
+            )
             for name, p in state.shards.items()
         },
         totals=aggregate.totals,
@@ -124,29 +125,25 @@ def _read(layout: Layout) -> _Checkpoint | None:
     return checkpoint
 
 
-def _restore_history(history: History, items: list[_HistoryItem], total: int) -> None:
+def _restore_history(history: History, items: list[ItemTuple], total: int) -> None:
     for item in items:
-        history.add(HistoryItem(item.epoch, item.shard, item.line, item.event))
+        history.offer(item)
     history.total = total
 
 
 def load_checkpoint(layout: Layout) -> StatsState | None:
-    """Return the state saved by the last merge, or None if it cannot be used."""
+    """Return the state saved by the last merge, or None if it cannot be used.
+
+    Call `refresh()` on the result before reading it: that checks each shard
+    against the checkpoint (rebuilding from a full scan if one changed) and
+    reads what was appended since.
+    """
     checkpoint = _read(layout)
     if checkpoint is None:
         return None
     epoch = read_epoch(layout)
     if (epoch.reset_id if epoch else None) != checkpoint.epoch:
         return None
-    for name, shard in checkpoint.shards.items():
-        path = layout.shards_dir / f"{name}.jsonl"
-        try:
-            if os.stat(path).st_size < shard.position:
-                return None
-            if shard.head_length and head_digest(path, shard.head_length) != shard.head:
-                return None
-        except FileNotFoundError:
-            return None
     state = StatsState(layout, CHECKPOINT_HISTORY)
     state.epoch_id = checkpoint.epoch
     aggregate: Aggregate = state.aggregate
@@ -168,6 +165,9 @@ def load_checkpoint(layout: Layout) -> StatsState | None:
             head=shard.head,
             head_length=shard.head_length,
             recent_ids=recent,
+            end_bytes=shard.end_bytes,
+            size=shard.size,
+            mtime_ns=shard.mtime_ns,
         )
         state.seen_ids.update(recent)
     state.duplicates = checkpoint.duplicates

@@ -17,12 +17,14 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, config
 from .errors import StatsManagerError
 from .layout import Layout
 from .legacy import import_legacy
 from .manager import StatsManager
-from .merge import DEFAULT_HISTORY_LIMIT, run_merge
+from .merge import run_merge
+from .progress import progress_bar, quiet_option
+from .schedule import IntervalType, run_every
 
 log = logging.getLogger("ufstats")
 
@@ -39,15 +41,32 @@ class UfstatsGroup(click.Group):
             raise click.ClickException(f"{exc.filename or 'file'}: {exc.strerror or exc}") from exc
 
 
+def _base_path_from_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    if value is not None:
+        return value
+    configured = config.effective_settings()["base_path"].value
+    if configured is None:
+        raise click.MissingParameter(
+            ctx=ctx,
+            param=param,
+            message=(
+                "give the 0UFulfilment folder with --base-path, UFSTATS_BASE_PATH "
+                f"or base_path in {config.user_config_file()}"
+            ),
+        )
+    return Path(configured)
+
+
 def base_path_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Add `--base-path` (or `UFSTATS_BASE_PATH`) to a command."""
+    """Add `--base-path` (else `UFSTATS_BASE_PATH`, else base_path of the user's ufstats.toml) to a command."""
     return click.option(
         "--base-path",
         "base_path",
         envvar="UFSTATS_BASE_PATH",
-        required=True,
+        default=None,
+        callback=_base_path_from_config,
         type=click.Path(file_okay=False, path_type=Path),
-        help="The shared 0UFulfilment folder (default: $UFSTATS_BASE_PATH).",
+        help="The shared 0UFulfilment folder (default: $UFSTATS_BASE_PATH, else base_path in the user's ufstats.toml).",
     )(function)
 
 
@@ -165,17 +184,38 @@ def history(kind: str, base_path: Path, client: str | None, worker: str | None, 
 @main.command()
 @base_path_option
 @click.option(
-    "--history-limit", type=click.IntRange(min=0), default=DEFAULT_HISTORY_LIMIT, show_default=True,
-    help="Newest records of each kind kept in the view's history lists; 0 keeps all. Totals always count everything.",
+    "--history-limit", type=click.IntRange(min=0), default=None,
+    help="Newest records of each kind kept in the view's history lists; 0 keeps all. Totals always count "
+    "everything. [default: history_limit of ufstats.toml, else 1000]",
 )
 @click.option("--force", is_flag=True, help="Replace a global_stats.json that ufstats did not write (a copy is kept).")
+@click.option(
+    "--every", "interval", type=IntervalType(), default=None, metavar="INTERVAL",
+    help="Merge again every INTERVAL (e.g. 30s, 5m, 1h) until stopped by Ctrl+C or SIGTERM; "
+    "one line per merge on stderr.",
+)
+@quiet_option
 @json_option
-def merge(base_path: Path, history_limit: int, force: bool, as_json: bool) -> None:
+def merge(base_path: Path, history_limit: int | None, force: bool, interval: int | None, quiet: bool, as_json: bool) -> None:
     """Combine all shards into Stats/global_stats.json (the v1 view).
 
-    Run it on the file server's schedule; it is safe to run at any time.
+    Run it on the file server's schedule (see docs/scheduling.md), or keep it
+    running with --every; it is safe to run at any time.
     """
-    result = run_merge(layout_for(base_path), history_limit=history_limit, force=force)
+    layout = layout_for(base_path)
+    if history_limit is None:
+        history_limit = config.effective_settings(base_path=base_path)["history_limit"].value
+    if interval is not None:
+        if as_json:
+            raise click.UsageError("--json cannot be combined with --every; the log lines go to stderr")
+        run_every(
+            interval,
+            lambda: run_merge(layout, history_limit=history_limit, force=force),
+            lambda line: click.echo(line, err=True),
+        )
+        return
+    with progress_bar("Reading shards", quiet) as update:
+        result = run_merge(layout, history_limit=history_limit, force=force, progress=update)
     if as_json:
         print_json(
             {
@@ -204,13 +244,16 @@ def merge(base_path: Path, history_limit: int, force: bool, as_json: bool) -> No
     "--timezone", "zone_name", default=None,
     help="IANA time zone of naive v1 timestamps, e.g. Europe/Kyiv (default: this computer's zone).",
 )
-def import_legacy_command(file: Path, base_path: Path, zone_name: str | None) -> None:
+@quiet_option
+def import_legacy_command(file: Path, base_path: Path, zone_name: str | None, quiet: bool) -> None:
     """Import a v1 global_stats.json into a shard; FILE itself is not changed.
 
     Importing the same file again changes nothing. Run `ufstats merge`
     afterwards to rewrite the view.
     """
-    result = import_legacy(layout_for(base_path), file, zone_name)
+    layout = layout_for(base_path)
+    with progress_bar("Converting history", quiet) as update:
+        result = import_legacy(layout, file, zone_name, progress=update)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     if result.already_imported:
@@ -233,7 +276,11 @@ def flush(base_path: Path | None) -> None:
     from .spool import find_spools
 
     failures = 0
-    spools = [s for s in find_spools() if base_path is None or os.path.abspath(s.base_path) == os.path.abspath(base_path)]
+    spool_folder = config.effective_settings(base_path=base_path)["spool_dir"].value
+    spools = [
+        s for s in find_spools(spool_folder)
+        if base_path is None or os.path.abspath(s.base_path) == os.path.abspath(base_path)
+    ]
     if not spools:
         click.echo("no spooled records")
         return
@@ -281,6 +328,104 @@ def reset(base_path: Path, restore_id: str | None, list_only: bool, yes: bool) -
 
 
 @main.command()
+@base_path_option
+@click.option(
+    "--future-minutes", type=click.FloatRange(min=0), default=60, show_default=True,
+    help="Report timestamps more than this many minutes ahead of this PC's clock.",
+)
+@click.option(
+    "--view-max-age", "view_max_age", type=click.FloatRange(min=0), default=60, show_default=True,
+    help="Minutes the view may be older than the newest shard before it is reported as stale.",
+)
+@click.option(
+    "--baseline", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="An earlier `check --json` output: line findings listed there are known and do not fail the check.",
+)
+@json_option
+def check(base_path: Path, future_minutes: float, view_max_age: float, baseline: Path | None, as_json: bool) -> None:
+    """Validate every shard, the view and this PC's spool; exit 1 if something needs attention.
+
+    Reports damaged lines, incomplete last lines, duplicate event ids, lines of
+    another workstation or machine, timestamps in the future, stray files in
+    the shards folder, a missing or stale view, and undelivered spooled records.
+    """
+    from .check import apply_baseline, read_baseline, run_check
+
+    report = run_check(layout_for(base_path), future_minutes=future_minutes, view_max_age_minutes=view_max_age)
+    if baseline is not None:
+        apply_baseline(report, read_baseline(baseline))
+    if as_json:
+        print_json(report.to_json())
+    else:
+        click.echo(f"Checked {report.shards} shards ({report.lines} lines, {report.events} events) in {report.stats_dir}")
+        for finding in report.findings:
+            click.echo(f"{'known' if finding.known else finding.kind}: {finding.message}")
+        open_findings = [finding for finding in report.findings if not finding.known]
+        if open_findings:
+            click.echo(f"{len(open_findings)} findings need attention.")
+        else:
+            click.echo("All is well.")
+    if not report.ok:
+        sys.exit(1)
+
+
+def record_filter_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `--from`, `--to` and `--client` (records to include) to a command."""
+    function = click.option("--client", "client_id", help="Only records of this client id.")(function)
+    function = click.option("--to", "date_to", metavar="YYYY-MM-DD", help="Last day to include (the record's local date).")(function)
+    return click.option("--from", "date_from", metavar="YYYY-MM-DD", help="First day to include (the record's local date).")(function)
+
+
+@main.command()
+@base_path_option
+@click.option("--html", "output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write.")
+@record_filter_options
+def report(base_path: Path, output: Path, date_from: str | None, date_to: str | None, client_id: str | None) -> None:
+    """Write a self-contained HTML report: totals, per day, per client, per worker.
+
+    Example: ufstats report --html stats.html --from 2026-04-01 --client M
+    """
+    from .report import write_report
+    from .selection import RecordFilter
+
+    record_filter = RecordFilter.from_arguments(date_from, date_to, client_id)
+    selection = write_report(layout_for(base_path), output, record_filter)
+    click.echo(f"wrote {output}: {len(selection.records)} records ({record_filter.describe()})")
+
+
+@main.command()
+@base_path_option
+@click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True, help="File format.")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+@click.option(
+    "--delimiter", type=click.Choice([",", ";"]), default=",", show_default=True,
+    help="CSV field separator; ';' also writes decimal commas, as Excel expects with comma-decimal settings.",
+)
+@record_filter_options
+def export(
+    base_path: Path, file_format: str, output: Path, delimiter: str,
+    date_from: str | None, date_to: str | None, client_id: str | None,
+) -> None:
+    """Export analysis and packing records, one row each, as CSV or Parquet.
+
+    Example: ufstats export --format csv --output april.csv --from 2026-04-01 --to 2026-04-30
+    """
+    from .export import export_records
+    from .selection import RecordFilter
+
+    record_filter = RecordFilter.from_arguments(date_from, date_to, client_id)
+    result = export_records(layout_for(base_path), output, file_format, record_filter, delimiter)
+    click.echo(f"wrote {output}: {result.rows} records, {len(result.columns)} columns")
+    if any(result.carried):
+        analysed, packed, sessions = result.carried
+        click.echo(
+            f"note: {analysed} orders analysed, {packed} orders packed and {sessions} sessions counted by "
+            "imported v1 files have no records and are not in the file (they are in `ufstats show`)",
+            err=True,
+        )
+
+
+@main.command()
 @click.option(
     "--folder", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Local folder to use as the base path (default: a new temporary folder).",
@@ -313,3 +458,12 @@ def demo(folder: Path | None, workstations: int, sessions: int, seed: int) -> No
     click.echo("")
     click.echo(f"All {workstations * sessions * 2} records counted exactly once.")
     click.echo(f"Try: ufstats history packing --base-path {folder} --limit 5")
+
+
+# Commands defined in other modules; imported here because they use the helpers above.
+from .cli_config import config_command  # noqa: E402
+from .cli_stats import daily, workers  # noqa: E402
+
+main.add_command(workers)
+main.add_command(daily)
+main.add_command(config_command)

@@ -14,12 +14,14 @@ Terms used throughout ufstats:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from . import _platform
+from . import _platform, breakdown, config
 from .aggregate import HistoryItem
 from .checkpoint import CHECKPOINT_HISTORY, load_checkpoint
 from .errors import InvalidArgumentError, StatsFolderError, StatsManagerError, ViewOwnershipError
@@ -50,9 +52,17 @@ def resolve_workstation(workstation: str | None) -> str:
 
 def _check_number(name: str, value: object, minimum: float, integer: bool = False) -> None:
     valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not valid_type or value < minimum:  # type: ignore[operator]
-        kind = "an integer" if integer else "a number"
-        raise InvalidArgumentError(f"Invalid {name}={value!r}: must be {kind} >= {minimum}")
+    # NaN passes every comparison, and threading rejects waits above TIMEOUT_MAX.
+    if (
+        isinstance(value, bool)
+        or not valid_type
+        or (isinstance(value, float) and not math.isfinite(value))
+        or not minimum <= value <= threading.TIMEOUT_MAX  # type: ignore[operator]
+    ):
+        kind = "an integer" if integer else "a finite number"
+        raise InvalidArgumentError(
+            f"Invalid {name}={value!r}: must be {kind} from {minimum} to {threading.TIMEOUT_MAX:.0f}"
+        )
 
 
 class StatsManager:
@@ -76,8 +86,14 @@ class StatsManager:
             local spool, and deliver it from a background thread.
         spool_dir: folder of the local spool (default: per-user state folder).
 
+    Without `workstation` or `spool_dir`, the values come from
+    `UFSTATS_HOST` / `UFSTATS_SPOOL_DIR`, else from `ufstats.toml` in the
+    base folder (spool_dir only) or the user's config folder (see
+    `ufstats.config`); a file that cannot be read is ignored with a warning.
+
     Raises:
-        InvalidArgumentError: an argument above is invalid.
+        InvalidArgumentError: an argument above, or a value in a ufstats.toml
+            file or environment variable, is invalid.
     """
 
     def __init__(
@@ -102,6 +118,13 @@ class StatsManager:
         self.stats_file = self.layout.view_file
         self.max_retries = max_retries
         self.retry_delay = retry_delay
+        if workstation is None or spool_dir is None:
+            # Optional ufstats.toml in the user and base folders: two small reads.
+            configured = config.effective_settings(base_path=self.base_path, unreadable_ok=True)
+            if workstation is None:
+                workstation = configured["workstation"].value
+            if spool_dir is None and configured["spool_dir"].source.startswith(("file", "environment")):
+                spool_dir = configured["spool_dir"].value
         self.workstation = resolve_workstation(workstation)
         self.machine = _platform.machine_id()
         self._recorder = Recorder(
@@ -123,7 +146,7 @@ class StatsManager:
             if self.base_path.is_dir():
                 self.layout.shards_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            log.warning("cannot create %s now: %s", self.layout.shards_dir, exc)
+            log.debug("cannot create %s now: %s", self.layout.shards_dir, exc)
 
     # Recording ---------------------------------------------------------------
 
@@ -264,6 +287,46 @@ class StatsManager:
     def get_all_clients_stats(self) -> dict[str, dict[str, int]]:
         """Return the counters of every client, keyed by client id."""
         return self._current_state().aggregate.all_clients_stats()
+
+    def get_worker_stats(self, worker_id: str | None) -> dict[str, Any]:
+        """Return one worker's packing numbers; zeros for an unknown worker.
+
+        Keys: `worker_id`, `orders`, `items`, `sessions`, `timed_sessions`,
+        `timed_orders`, `timed_items`, `packing_seconds`, `orders_per_hour`,
+        `items_per_hour`. Only sessions whose metadata has `duration_seconds`
+        are timed; untimed sessions count in orders, items and sessions but
+        not in the time or the hourly rates (None without timed time).
+        `worker_id` None returns the sessions recorded without a worker.
+        """
+        return breakdown.worker_stats(self._current_state().aggregate, worker_id)
+
+    def get_all_workers_stats(self) -> dict[str, dict[str, Any]]:
+        """Return `get_worker_stats` of every worker, keyed by worker id.
+
+        Sessions recorded without a worker are under the key "" (never a
+        valid worker id), with `worker_id` None in their dict.
+        """
+        return breakdown.all_workers_stats(self._current_state().aggregate)
+
+    def get_daily_stats(
+        self,
+        client_id: str | None = None,
+        date_from: str | date | None = None,
+        date_to: str | date | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return orders analysed, orders packed and sessions per day and client.
+
+        One dict per (day, client), oldest first, with keys `date`,
+        `client_id`, `orders_analyzed`, `orders_packed`, `sessions`. The day
+        is the record's own local date (its timestamp's first 10
+        characters); `date_from` and `date_to` (YYYY-MM-DD or `date`) are
+        inclusive. Counters that v1 files carried beyond their capped
+        history have no date and are not included.
+
+        Raises:
+            InvalidArgumentError: a date is invalid or the range is reversed.
+        """
+        return breakdown.daily_stats(self._current_state().aggregate, client_id, date_from, date_to)
 
     def get_analysis_history(self, client_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Return analysis records, newest first; `limit` keeps the newest N (0 or None: all)."""

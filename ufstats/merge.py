@@ -12,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
 
-from .atomic import write_atomically
+from .atomic import read_bytes_retrying, write_atomically
 from .checkpoint import CHECKPOINT_HISTORY, read_checkpoint_view_sha, save_checkpoint
 from .errors import ViewOwnershipError
 from .layout import Layout
-from .shard_reader import Damage
-from .state import StatsState
+from .shard_reader import Damage, shard_size
+from .state import StatsState, read_epoch
 
 log = logging.getLogger("ufstats")
 
@@ -62,18 +63,23 @@ def encode_view(state: StatsState, history_limit: int) -> bytes:
 def _check_ownership(layout: Layout, state: StatsState, force: bool) -> str | None:
     """Decide whether the current view may be replaced; return a backup name if kept aside."""
     try:
-        current = layout.view_file.read_bytes()
+        # A view that another PC is renaming into place can be missing for a moment.
+        current = read_bytes_retrying(layout.view_file)
     except FileNotFoundError:
         return None
     digest = hashlib.sha256(current).hexdigest()
-    if digest == read_checkpoint_view_sha(layout) or digest in state.aggregate.imported_sources:
+    merged_sha = read_checkpoint_view_sha(layout)
+    if digest == merged_sha or digest in state.aggregate.imported_sources:
         return None
     try:
         document = msgspec.json.decode(current)
         readable = isinstance(document, dict)
     except msgspec.DecodeError:
         readable = False
-    if readable and not force:
+    # Without a readable checkpoint, the view's version tells that merge wrote
+    # it: v1 files carry "1.0" or no version.
+    merged = readable and merged_sha is None and document.get("version") == VIEW_VERSION
+    if readable and not force and not merged:
         raise ViewOwnershipError(
             f"{layout.view_file} was not written by ufstats merge; it may be a v1 statistics "
             "file that v1 tools still update. Import it first with "
@@ -82,20 +88,50 @@ def _check_ownership(layout: Layout, state: StatsState, force: bool) -> str | No
         )
     reason = "replaced" if readable else "damaged"
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-    backup = layout.view_file.with_name(f"global_stats.{reason}-{stamp}.json")
+    # The digest keeps two different views copied within one second apart.
+    backup = layout.view_file.with_name(f"global_stats.{reason}-{stamp}-{digest[:8]}.json")
     write_atomically(backup, current)
     log.warning("kept a copy of the %s view %s as %s", reason, layout.view_file, backup.name)
     return backup.name
 
 
-def run_merge(layout: Layout, history_limit: int = DEFAULT_HISTORY_LIMIT, force: bool = False) -> MergeResult:
-    """Scan every shard, then replace the view and the checkpoint atomically."""
+def _byte_counter(layout: Layout, progress: Callable[[int, int], None]) -> Callable[[int], None]:
+    """Turn per-block sizes into `progress(bytes read, bytes to read)` calls."""
+    epoch = read_epoch(layout)
+    total = 0
+    for name in layout.shard_names():
+        start = epoch.start_offsets.get(name, 0) if epoch else 0
+        total += max(0, shard_size(layout.shards_dir / f"{name}.jsonl") - start)
+    done = 0
+    progress(0, total)
+
+    def on_chunk(size: int) -> None:
+        nonlocal done
+        done += size
+        # Shards may grow while they are read, so bytes read can pass the total.
+        progress(done, max(total, done))
+
+    return on_chunk
+
+
+def run_merge(
+    layout: Layout,
+    history_limit: int = DEFAULT_HISTORY_LIMIT,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> MergeResult:
+    """Scan every shard, then replace the view and the checkpoint atomically.
+
+    `progress`, if given, is called with (bytes read, bytes to read) before
+    reading and after each block of complete lines read (about 8 MiB each).
+    """
     if history_limit < 0:
         raise ValueError(f"history_limit={history_limit} must be 0 (all) or positive")
     layout.require_base_path()
     started = time.perf_counter()
     kept = 0 if history_limit == 0 else max(history_limit, CHECKPOINT_HISTORY)
-    state = StatsState.scan(layout, history_limit=kept or None)
+    on_chunk = _byte_counter(layout, progress) if progress is not None else None
+    state = StatsState.scan(layout, history_limit=kept or None, on_chunk=on_chunk)
     view = encode_view(state, history_limit)
     layout.stats_dir.mkdir(exist_ok=True)
     backup = _check_ownership(layout, state, force)

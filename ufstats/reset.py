@@ -49,7 +49,8 @@ def _copy_prefix(source: Path, target: Path, length: int) -> None:
 def reset(layout: Layout) -> ResetResult:
     """Start a new epoch in which every reader sees zeros."""
     layout.require_base_path()
-    reset_id = datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
+    # Milliseconds keep ids of resets within one second in time order when sorted.
+    reset_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")[:-3] + "-" + secrets.token_hex(2)
     archive = layout.archive_dir / reset_id
     archive.mkdir(parents=True)
     offsets = {}

@@ -2,9 +2,10 @@
 
 `StatsState` combines every shard into one `Aggregate`, deduplicating events
 by id. It remembers how far it has read each shard, so a later `refresh()`
-reads only appended bytes. A shard that shrank or whose first bytes changed
-(replaced or truncated) makes it rebuild from scratch, and so does a reset
-(a new epoch file) or a shard that disappeared.
+reads only appended bytes. A shard that shrank, or whose first bytes or last
+read bytes changed (replaced or truncated), makes it rebuild from scratch,
+and so does a reset (a new epoch file) or a shard that disappeared. A shard
+whose size and modification time are unchanged is not opened at all.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import hashlib
 import logging
 import os
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
 
 from .aggregate import Aggregate
+from .errors import StatsFolderError
 from .layout import Layout
-from .shard_reader import Damage, ShardScan, line_start
+from .shard_reader import END_BYTES, Damage, ShardScan, line_start
 
 log = logging.getLogger("ufstats")
 
@@ -40,17 +43,45 @@ class Epoch(msgspec.Struct, kw_only=True):
 
 
 def read_epoch(layout: Layout) -> Epoch | None:
+    """Return the current reset epoch, or None if statistics were never reset.
+
+    Raises:
+        StatsFolderError: the epoch file is damaged.
+    """
     try:
         data = layout.epoch_file.read_bytes()
     except FileNotFoundError:
         return None
-    return msgspec.json.decode(data, type=Epoch)
+    try:
+        return msgspec.json.decode(data, type=Epoch)
+    except msgspec.DecodeError as exc:
+        raise StatsFolderError(
+            f"{layout.epoch_file} is damaged ({exc}), so readers cannot tell where counting "
+            "starts after the last reset. Write a new one with `ufstats reset --restore ID` "
+            "(ids: `ufstats reset --list`); nothing in the shards was changed."
+        ) from exc
 
 
 def head_digest(path: os.PathLike[str] | str, length: int) -> str:
     """Return the SHA-256 of a shard's first `length` bytes."""
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read(length)).hexdigest()
+
+
+def shard_changed(path: os.PathLike[str] | str, progress: ShardProgress) -> str | None:
+    """Return why a shard no longer matches what was read of it, or None if it still does.
+
+    Compares the digest of its first bytes and the bytes just before the read
+    position with the remembered ones, in one open.
+    """
+    with open(path, "rb") as handle:
+        if progress.head_length and hashlib.sha256(handle.read(progress.head_length)).hexdigest() != progress.head:
+            return "its first bytes changed"
+        if progress.end_bytes:
+            handle.seek(progress.position - len(progress.end_bytes))
+            if handle.read(len(progress.end_bytes)) != progress.end_bytes:
+                return f"the bytes before position {progress.position} changed"
+    return None
 
 
 @dataclass
@@ -64,6 +95,11 @@ class ShardProgress:
     head_length: int = 0
     recent_ids: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_IDS_PER_SHARD))
     incomplete_tail: bool = False
+    # The last bytes before `position` (at most `END_BYTES`).
+    end_bytes: bytes = b""
+    # Size and modification time (ns) when last checked; 0 forces a check.
+    size: int = 0
+    mtime_ns: int = 0
 
 
 class Rebuild(Exception):
@@ -72,6 +108,9 @@ class Rebuild(Exception):
 
 class StatsState:
     """Aggregate of all shards of one base path, with read positions."""
+
+    # A class attribute, so a rebuild (which re-runs __init__) keeps it.
+    on_chunk: Callable[[int], None] | None = None
 
     def __init__(self, layout: Layout, history_limit: int | None = 1000) -> None:
         self.layout = layout
@@ -85,9 +124,12 @@ class StatsState:
         self.bytes_read = 0
 
     @classmethod
-    def scan(cls, layout: Layout, history_limit: int | None = 1000) -> StatsState:
-        """Build a state by reading every shard from its start."""
+    def scan(
+        cls, layout: Layout, history_limit: int | None = 1000, on_chunk: Callable[[int], None] | None = None
+    ) -> StatsState:
+        """Build a state by reading every shard from its start; `on_chunk` gets each block's size in bytes."""
         state = cls(layout, history_limit)
+        state.on_chunk = on_chunk
         state.refresh()
         return state
 
@@ -118,41 +160,47 @@ class StatsState:
     def _read_shard(self, name: str, epoch_start: int) -> None:
         path = self.layout.shards_dir / f"{name}.jsonl"
         try:
-            size = os.stat(path).st_size
+            status = os.stat(path)
         except FileNotFoundError:
             if name in self.shards:
                 raise Rebuild(f"shard {name} disappeared") from None
             return
+        size = status.st_size
         progress = self.shards.get(name)
         if progress is not None:
-            if size == progress.position and not progress.incomplete_tail:
+            if size == progress.size and status.st_mtime_ns == progress.mtime_ns:
                 return
             if size < progress.position:
                 raise Rebuild(f"shard {name} shrank from {progress.position} to {size} bytes")
-            if progress.head_length and head_digest(path, progress.head_length) != progress.head:
-                raise Rebuild(f"shard {name} was replaced")
+            reason = shard_changed(path, progress)
+            if reason is not None:
+                raise Rebuild(f"shard {name} was replaced: {reason}")
+            progress.size = size
+            progress.mtime_ns = status.st_mtime_ns
+            if size == progress.position:
+                return
         else:
             start, line = line_start(path, min(epoch_start, size))
             progress = ShardProgress(start=start, position=start, line=line, head="")
             self.shards[name] = progress
+            progress.size = size
+            progress.mtime_ns = status.st_mtime_ns
         self._read_from(name, path, progress)
 
     def _read_from(self, name: str, path: os.PathLike[str], progress: ShardProgress) -> None:
-        scan = ShardScan(path, name, position=progress.position, line=progress.line)
+        scan = ShardScan(path, name, position=progress.position, line=progress.line, on_chunk=self.on_chunk)
         aggregate = self.aggregate
         seen = self.seen_ids
-        recent = progress.recent_ids
-        for line_number, event in scan.events():
-            if event.id in seen:
-                self.duplicates += 1
-                continue
-            try:
-                aggregate.add(event, name, line_number)
-            except ValueError as exc:
-                scan.record_damage(line_number, str(exc))
-                continue
-            seen.add(event.id)
-            recent.append(event.id)
+        counted: list[str] = []
+        for first_line, events in scan.blocks():
+            duplicates, rejected = aggregate.add_block(events, name, first_line, seen, counted)
+            self.duplicates += duplicates
+            for line_number, reason in rejected:
+                scan.record_damage(line_number, reason)
+            del counted[:-RECENT_IDS_PER_SHARD]
+        progress.recent_ids.extend(counted)
+        if scan.position != progress.position:
+            progress.end_bytes = (progress.end_bytes + scan.end_bytes)[-END_BYTES:]
         progress.position = scan.position
         progress.line = scan.line
         progress.incomplete_tail = scan.incomplete_tail
