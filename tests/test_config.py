@@ -173,3 +173,12 @@ def test_cli_config_table_and_json(base_path, monkeypatch):
     }
     assert document["settings"]["history_limit"]["value"] == 7
     assert document["files"]["base"] == {"path": str(base_path / "ufstats.toml"), "exists": False}
+
+
+def test_manager_ignores_invalid_unrelated_variable(base_path, monkeypatch):
+    # The manager reads only workstation and spool_dir; a bad history limit
+    # matters to merge, not to recording.
+    monkeypatch.setenv("UFSTATS_HISTORY_LIMIT", "lots")
+    manager = StatsManager(base_path, workstation="PC-1")
+    manager.record_analysis("M", "s1", 3)
+    assert manager.get_global_stats()["total_orders_analyzed"] == 3

@@ -191,3 +191,19 @@ def test_export_empty_base_path(runner, base_path, tmp_path):
     export(runner, base_path, output)
 
     assert output.read_bytes() == "\ufefftype,timestamp,date,client_id,session_id,worker_id,orders_count,items_count,workstation,id\r\n".encode()
+
+
+def test_csv_guards_formula_text(runner, base_path, tmp_path):
+    manager = StatsManager(base_path, workstation="PC-1", spool=False)
+    manager.record_packing("=HYPERLINK(1)", "s1", "@cmd", 5, 7, metadata={"note": "-2+3", "delta": -4})
+    manager.close()
+    output = tmp_path / "records.csv"
+
+    export(runner, base_path, output)
+
+    row = read_csv(output)[0]
+    assert row["client_id"] == "'=HYPERLINK(1)"
+    assert row["worker_id"] == "'@cmd"
+    assert row["metadata.note"] == "'-2+3"
+    assert row["metadata.delta"] == "-4"
+    assert row["orders_count"] == "5"

@@ -351,3 +351,24 @@ def test_broken_file_cli(base_path, tmp_path):
     assert "Nothing was imported." in result.output
     assert "Traceback" not in result.output
     assert shard_files(base_path) == []
+
+
+def test_two_files_with_equal_differences_both_count(base_path, tmp_path):
+    # Different counters and histories whose differences happen to match.
+    def v1_file(name, counted, recorded):
+        document = {
+            "total_orders_analyzed": counted,
+            "by_client": {"M": {"orders_analyzed": counted, "orders_packed": 0, "sessions": 0}},
+            "analysis_history": [
+                {"timestamp": "2025-01-10T09:00:00+02:00", "client_id": "M", "session_id": name, "orders_count": recorded},
+            ],
+        }
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        return path
+
+    layout = Layout(base_path)
+    import_legacy(layout, v1_file("first", 10, 5))
+    import_legacy(layout, v1_file("second", 15, 10))
+    stats = StatsState.scan(layout).aggregate.global_stats()
+    assert stats["total_orders_analyzed"] == 25

@@ -161,8 +161,9 @@ def effective_settings(
     command_line: dict[str, Any] | None = None,
     base_path: str | os.PathLike[str] | None = None,
     unreadable_ok: bool = False,
+    keys: tuple[str, ...] = KEYS,
 ) -> dict[str, Setting]:
-    """Return every key's effective `Setting`, in the order of the module docstring.
+    """Return the effective `Setting` of `keys` and of base_path, in the order of the module docstring.
 
     `command_line` maps keys to option values (None: option not given).
     `base_path`, if given, is a command-line base path; it is also where the
@@ -191,7 +192,7 @@ def effective_settings(
             reachable = False
         if reachable:
             base_values = read_config_file(base_file, BASE_FILE_KEYS, unreadable_ok=unreadable_ok)
-    for key in KEYS:
+    for key in keys:
         if key != "base_path":
             settings[key] = _resolve(key, from_command_line, base_values, base_file, user_values, user_file)
     return settings

@@ -86,7 +86,15 @@ class ExportResult:
     carried: list[int]
 
 
+# Excel runs a cell that starts with one of these as a formula, so a text
+# value starting with one is written with a leading apostrophe, which Excel
+# shows as plain text. Numbers are not affected.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_text(value: Any, decimal_comma: bool) -> str:
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -298,7 +298,9 @@ def build_events(
         stamp, offset = datetime.now(timezone.utc).isoformat(), None
     adjustment = Event(
         format=FORMAT_VERSION,
-        id=_event_id("adjustment", [delta_totals, delta_clients], 0),
+        # Derived from the file's counters, not its bytes: the same file saved
+        # again (another encoding, a byte-order mark) gets the same id.
+        id=_event_id("adjustment", [totals, by_client, delta_totals, delta_clients], 0),
         type="adjustment",
         workstation=workstation,
         timestamp=stamp,

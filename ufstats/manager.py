@@ -120,7 +120,9 @@ class StatsManager:
         self.retry_delay = retry_delay
         if workstation is None or spool_dir is None:
             # Optional ufstats.toml in the user and base folders: two small reads.
-            configured = config.effective_settings(base_path=self.base_path, unreadable_ok=True)
+            configured = config.effective_settings(
+                base_path=self.base_path, unreadable_ok=True, keys=("workstation", "spool_dir")
+            )
             if workstation is None:
                 workstation = configured["workstation"].value
             if spool_dir is None and configured["spool_dir"].source.startswith(("file", "environment")):
