@@ -76,8 +76,8 @@ def _check_ownership(layout: Layout, state: StatsState, force: bool) -> str | No
         readable = isinstance(document, dict)
     except msgspec.DecodeError:
         readable = False
-    # Without a readable checkpoint, the view's version tells that merge wrote
-    # it: v1 files carry "1.0" or no version.
+    # Without a readable checkpoint, the view's version shows that merge wrote
+    # it, because v1 files contain "1.0" or no version.
     merged = readable and merged_sha is None and document.get("version") == VIEW_VERSION
     if readable and not force and not merged:
         raise ViewOwnershipError(
