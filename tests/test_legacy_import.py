@@ -308,7 +308,7 @@ def test_truncated_after_bom(base_path, tmp_path):
         (
             b'{"analysis_history": [{"timestamp": "2025-01-01T10:00:00", "client_id": "M", "session_id": "s", '
             b'"orders_count": -3}]}',
-            ("analysis_history[0]", "negative count"),
+            ("analysis_history[0].orders_count", "expected a count of 0 or more, found -3"),
         ),
         (
             b'{"analysis_history": [{"timestamp": "2025-01-01T10:00:00", "client_id": "M", "session_id": "s", '
@@ -372,3 +372,30 @@ def test_two_files_with_equal_differences_both_count(base_path, tmp_path):
     import_legacy(layout, v1_file("second", 15, 10))
     stats = StatsState.scan(layout).aggregate.global_stats()
     assert stats["total_orders_analyzed"] == 25
+
+
+def test_merged_view_import_rejected(base_path):
+    layout = Layout(base_path)
+    import_legacy(layout, DATA / "global_stats.json", "Europe/Kyiv")
+    run_merge(layout)
+    before = shard_files(base_path)
+    with pytest.raises(LegacyImportError, match="written by `ufstats merge`"):
+        import_legacy(layout, layout.view_file, "Europe/Kyiv")
+    assert shard_files(base_path) == before
+    assert totals(base_path)["global"]["total_orders_analyzed"] == 146368
+
+
+def test_same_bytes_other_name_already_imported(base_path, tmp_path):
+    layout = Layout(base_path)
+    copy = tmp_path / "copy_of_stats.json"
+    copy.write_bytes((DATA / "global_stats.json").read_bytes())
+    import_legacy(layout, DATA / "global_stats.json", "Europe/Kyiv")
+    result = import_legacy(layout, copy, "Europe/Kyiv")
+    assert result.already_imported
+    assert totals(base_path)["global"]["total_orders_analyzed"] == 146368
+
+
+def test_negative_counter_rejected(base_path, tmp_path):
+    document = dict(SMALL_V1, total_orders_analyzed=-5)
+    source = write_json(tmp_path / "negative.json", document)
+    assert_rejected(base_path, source, "total_orders_analyzed", "found -5")

@@ -33,10 +33,19 @@ class InvalidRecordError(StatsManagerError, ValueError):
     def __init__(self, argument: str, value: object, reason: str) -> None:
         self.argument = argument
         self.value = value
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        super().__init__(f"Invalid {argument}={shown}: {reason}")
+        super().__init__(f"Invalid {_shorten(argument)}={_shown(value)}: {reason}")
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(value: object) -> str:
+    """Return a short repr, also for values nested too deep for repr()."""
+    try:
+        return _shorten(repr(value), 80)
+    except RecursionError:
+        return f"<deeply nested {type(value).__name__}>"
 
 
 class InvalidArgumentError(StatsManagerError, ValueError):

@@ -34,8 +34,10 @@ import msgspec
 
 from .atomic import write_atomically
 from .errors import LegacyImportError
-from .events import COUNTER_NAMES, FORMAT_VERSION, Event, encode_line
+from .events import COUNTER_NAMES, FORMAT_VERSION, Event, decode_line, encode_line
+from .checkpoint import read_checkpoint_view_sha
 from .layout import Layout
+from .merge import VIEW_VERSION
 from .validation import InvalidRecordError, encode_metadata, to_json_value
 
 V1_KEYS = {"total_orders_analyzed", "total_orders_packed", "total_sessions", "by_client"}
@@ -98,15 +100,21 @@ def _as_id(value: Any, where: str, source: Path, optional: bool = False) -> str 
 
 
 def _as_count(value: Any, where: str, source: Path) -> int:
+    """Return a v1 counter or count as int; it must be a whole number, not negative."""
+    count: int | None = None
     if isinstance(value, bool):
+        count = None
+    elif isinstance(value, int):
+        count = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        count = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        count = int(value)
+    if count is None:
         raise _fail(source, where, f"expected a whole number, found {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise _fail(source, where, f"expected a whole number, found {value!r}")
+    if count < 0:
+        raise _fail(source, where, f"expected a count of 0 or more, found {value!r}")
+    return count
 
 
 def _offset_text(moment: datetime) -> str:
@@ -177,8 +185,6 @@ class _Converter:
         if kind == "packing":
             event.worker_id = _as_id(entry.get("worker_id"), f"{where}.worker_id", self.source, optional=True)
             event.items_count = _as_count(entry.get("items_count", 0), f"{where}.items_count", self.source)
-        if event.orders_count < 0 or event.items_count < 0:
-            raise _fail(self.source, where, "negative count")
         return event
 
 
@@ -341,6 +347,11 @@ def import_legacy(
     zone = resolve_zone(zone_name)
     document, raw = parse_legacy_file(source)
     digest = hashlib.sha256(raw).hexdigest()
+    if document.get("version") == VIEW_VERSION or digest == read_checkpoint_view_sha(layout):
+        raise LegacyImportError(
+            f"{source} was written by `ufstats merge`: its records are already in the shards, "
+            "and importing it would count them twice. Nothing was imported."
+        )
     workstation = f"legacy-{digest[:12]}"
     events, schema, notes = build_events(document, source, workstation, digest, zone, progress)
     data = b"".join(encode_line(event) for event in events)
@@ -348,7 +359,15 @@ def import_legacy(
     counts = Counter(event.type for event in events)
     result = ImportResult(shard, counts["analysis"], counts["packing"], False, schema, notes)
     if shard.exists():
-        if shard.read_bytes() == data:
+        # The shard is named by the file's SHA-256, so these exact bytes were
+        # imported before, perhaps from another file name.
+        existing = shard.read_bytes()
+        first_line = existing.split(b"\n", 1)[0]
+        try:
+            events[0].source = decode_line(first_line).source
+        except (msgspec.MsgspecError, ValueError):
+            pass
+        if existing == b"".join(encode_line(event) for event in events):
             result.already_imported = True
             return result
         raise LegacyImportError(
