@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from ufstats import StatsManager
 from ufstats.cli import main
+from ufstats.events import Event, encode_line, new_event_id, now_timestamp
 
 DATA = Path(__file__).parent / "data"
 
@@ -199,3 +200,21 @@ def test_demo_rejects_non_empty_folder(runner, tmp_path):
     result = runner.invoke(main, ["demo", "--folder", str(tmp_path)])
     assert result.exit_code == 2
     assert "is not empty" in result.output
+
+
+def test_closed_pipe_exits_quietly(recorded):
+    # `ufstats history ... | head -1` closes the pipe after one line.
+    command = (
+        f'"{sys.executable}" -m ufstats history analysis --limit 0 --base-path "{recorded}" | head -1'
+    )
+    # More output than a pipe buffers (64 KiB), so the writer hits the closed pipe.
+    lines = [
+        encode_line(Event(format=1, id=new_event_id(), type="analysis", workstation="PC-2",
+                          timestamp=now_timestamp(), client_id="M", session_id=f"more-{n}", orders_count=1))
+        for n in range(3000)
+    ]
+    (recorded / "Stats" / "shards" / "PC-2.jsonl").write_bytes(b"".join(lines))
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60)
+    assert "Error" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr

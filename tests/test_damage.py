@@ -157,3 +157,14 @@ def test_damaged_checkpoint_is_ignored(base_path):
     assert StatsManager(base_path, workstation="reader").get_global_stats()["total_orders_analyzed"] == 7
     result = run_merge(layout)
     assert result.events == 1
+
+
+def test_folder_named_like_shard_ignored(base_path):
+    manager = StatsManager(base_path, workstation="PC-1")
+    manager.record_analysis("M", "s1", 4)
+    (base_path / "Stats" / "shards" / "stray.jsonl").mkdir()
+    reader = StatsManager(base_path, workstation="reader")
+    assert reader.get_global_stats()["total_orders_analyzed"] == 4
+    result = CliRunner().invoke(main, ["check", "--base-path", str(base_path)])
+    assert result.exit_code == 1
+    assert "stray.jsonl is not a shard" in result.output

@@ -37,6 +37,12 @@ class UfstatsGroup(click.Group):
             return super().invoke(ctx)
         except StatsManagerError as exc:
             raise click.ClickException(str(exc)) from exc
+        except BrokenPipeError:
+            # The reader of our output went away (`ufstats show | head`):
+            # stop quietly, and keep Python from complaining at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
         except OSError as exc:
             raise click.ClickException(f"{exc.filename or 'file'}: {exc.strerror or exc}") from exc
 
@@ -50,7 +56,7 @@ def _base_path_from_config(ctx: click.Context, param: click.Parameter, value: Pa
             ctx=ctx,
             param=param,
             message=(
-                "give the 0UFulfilment folder with --base-path, UFSTATS_BASE_PATH "
+                "Give the 0UFulfilment folder with --base-path, UFSTATS_BASE_PATH "
                 f"or base_path in {config.user_config_file()}"
             ),
         )
@@ -288,7 +294,8 @@ def flush(base_path: Path | None) -> None:
         manager = StatsManager(spool.base_path, workstation=spool.workstation)
         try:
             delivered = manager.flush()
-            click.echo(f"delivered {delivered} records to {manager.layout.shard_path(spool.workstation)}")
+            noun = "record" if delivered == 1 else "records"
+            click.echo(f"delivered {delivered} {noun} to {manager.layout.shard_path(spool.workstation)}")
         except StatsManagerError as exc:
             failures += 1
             click.echo(f"not delivered: {exc}", err=True)

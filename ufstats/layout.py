@@ -70,17 +70,18 @@ class Layout:
     def shard_names(self) -> list[str]:
         """Return the workstation ids of all shard files, sorted.
 
-        Files in the shards folder that are not valid shard names are
-        ignored here and listed by `ufstats check`.
+        Entries in the shards folder that are not files with valid shard
+        names (a folder called `x.jsonl`, say) are ignored here and listed
+        by `ufstats check`.
         """
         try:
-            entries = os.listdir(self.shards_dir)
-        except FileNotFoundError:
+            entries = list(os.scandir(self.shards_dir))
+        except (FileNotFoundError, NotADirectoryError):
             return []
         names = []
         for entry in entries:
-            if entry.endswith(SHARD_SUFFIX):
-                name = entry[: -len(SHARD_SUFFIX)]
+            if entry.name.endswith(SHARD_SUFFIX) and entry.is_file():
+                name = entry.name[: -len(SHARD_SUFFIX)]
                 if workstation_problem(name) is None:
                     names.append(name)
         return sorted(names)

@@ -123,7 +123,7 @@ def run_merge(
     """Scan every shard, then replace the view and the checkpoint atomically.
 
     `progress`, if given, is called with (bytes read, bytes to read) before
-    reading and after each block of complete lines read (about 8 MiB each).
+    reading and after each block of complete lines read (about 1 MiB each).
     """
     if history_limit < 0:
         raise ValueError(f"history_limit={history_limit} must be 0 (all) or positive")
@@ -149,5 +149,5 @@ def run_merge(
     )
     log.info("%s", result.summary())
     for damage in result.damage:
-        log.warning("damaged line skipped: %s", damage.describe())
+        log.info("damaged line skipped: %s", damage.describe())
     return result
