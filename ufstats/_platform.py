@@ -16,8 +16,14 @@ import socket
 import time
 import uuid
 from pathlib import Path
+from typing import BinaryIO
+
+import portalocker
 
 from .errors import StatsFolderError
+
+if os.name != "nt":
+    import fcntl
 
 log = logging.getLogger("ufstats")
 
@@ -203,3 +209,31 @@ def fsync_directory(path: Path) -> None:
         pass  # Some network file systems reject fsync on folders.
     finally:
         os.close(fd)
+
+
+def try_lock_exclusive(handle: BinaryIO) -> bool:
+    """Take an exclusive OS lock on an open file without waiting; return False if it is held.
+
+    On POSIX this is `fcntl.flock`, which is what portalocker uses there too,
+    called directly because portalocker's checks cost more than the system
+    call on every record. Windows goes through portalocker.
+    """
+    if IS_WINDOWS:
+        try:
+            portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
+        except portalocker.exceptions.LockException:
+            return False
+        return True
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def unlock(handle: BinaryIO) -> None:
+    """Release a lock taken with `try_lock_exclusive`."""
+    if IS_WINDOWS:
+        portalocker.unlock(handle)
+    else:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -3,7 +3,7 @@
 Items are ordered by (instant as UTC epoch seconds, shard, line). A scan over
 shards in time order offers almost every event as a new newest one, so a heap
 would sift on each of them. `History` instead appends candidates to a buffer
-and, when the buffer holds twice the limit, sorts it and drops all but the
+and, when the buffer contains twice the limit, sorts it and drops all but the
 newest `limit`. The buffer is sorted mostly in order already, which Python's
 sort handles in about linear time, so each event costs a tuple and an append.
 """

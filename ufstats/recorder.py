@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
@@ -89,6 +90,9 @@ class Recorder:
             return False
 
     def _pending(self) -> bytes:
+        # Nearly always there is no spool: one stat instead of a lock and a read.
+        if not os.path.exists(self.spool.path):
+            return b""
         with self.spool_lock:
             return self.spool.pending()
 
@@ -132,6 +136,11 @@ class Recorder:
         return False
 
     def _append(self, data: bytes) -> None:
+        try:
+            append_lines(self.shard, data, self.machine)
+            return
+        except FileNotFoundError:
+            pass  # No shards folder yet, or the base path is unreachable: check which.
         if not self.layout.base_path.is_dir():
             raise FileNotFoundError(2, "base path not found or unreachable", str(self.layout.base_path))
         self.layout.shards_dir.mkdir(parents=True, exist_ok=True)

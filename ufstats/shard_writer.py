@@ -3,7 +3,7 @@
 Only processes on one PC write a given shard, so the lock lives on the local
 disk (in the per-user state folder), never on the file server: it costs no
 network round trip and works while the server is offline. The lock is an OS
-lock held through an open file (portalocker), so the OS drops it when a
+lock held through an open file (`_platform.try_lock_exclusive`), so the OS drops it when a
 process dies, and a lock file left behind never blocks anyone.
 """
 
@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import msgspec
-import portalocker
 
 from . import _platform
 from .errors import FileLockError, WorkstationConflictError
@@ -74,19 +73,15 @@ class LocalLock:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a+b")  # noqa: SIM115 - kept open for reuse
-        while True:
-            try:
-                portalocker.lock(self._file, portalocker.LOCK_EX | portalocker.LOCK_NB)
-                return
-            except portalocker.exceptions.LockException:
-                waited = time.monotonic() - started
-                if waited >= self.timeout:
-                    raise FileLockError(self.path, waited) from None
-                time.sleep(_LOCK_POLL_SECONDS)
+        while not _platform.try_lock_exclusive(self._file):
+            waited = time.monotonic() - started
+            if waited >= self.timeout:
+                raise FileLockError(self.path, waited)
+            time.sleep(_LOCK_POLL_SECONDS)
 
     def __exit__(self, *exc_info: object) -> None:
         try:
-            portalocker.unlock(self._file)
+            _platform.unlock(self._file)
         finally:
             self._thread_lock.release()
 

@@ -48,6 +48,8 @@ def check_id(argument: str, value: object, *, optional: bool = False) -> None:
         raise InvalidRecordError(
             argument, value, f"is {len(value)} characters long, the maximum is {MAX_ID_LENGTH}"
         )
+    if value.isprintable():
+        return  # Fast path: printable text has no character of category Cc, Cf or Cs.
     for position, character in enumerate(value):
         if unicodedata.category(character) in ("Cc", "Cf", "Cs"):
             raise InvalidRecordError(
