@@ -191,3 +191,19 @@ def test_conflict_not_spooled(base_path, monkeypatch):
     assert second.pending_count() == 0
     first.close()
     second.close()
+
+
+def test_conflict_found_after_own_write(base_path, monkeypatch):
+    # The writer skips its tail check while the shard keeps the size it left;
+    # a line from another machine changes the size, so the check runs again.
+    monkeypatch.setenv("UFSTATS_MACHINE_ID", "machine-a")
+    manager = StatsManager(base_path, workstation="PC-1", spool=False)
+    manager.record_analysis("M", "s1", 1)
+    shard = base_path / "Stats" / "shards" / "PC-1.jsonl"
+    foreign = shard.read_bytes().splitlines()[0].replace(b"machine-a", b"machine-b") + b"\n"
+    with open(shard, "ab") as handle:
+        handle.write(foreign)
+    before = shard.read_bytes()
+    with pytest.raises(WorkstationConflictError):
+        manager.record_analysis("M", "s2", 1)
+    assert shard.read_bytes() == before

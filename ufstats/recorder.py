@@ -71,6 +71,8 @@ class Recorder:
         # waits for a slow shard write. Lock order: shard lock, then spool lock.
         self.spool_lock = LocalLock(self.spool.path, lock_timeout)
         self._sleep = sleep
+        # The shard's size after this recorder's last append (see append_lines).
+        self._known_size: int | None = None
 
     # Direct writes -----------------------------------------------------------
 
@@ -136,15 +138,16 @@ class Recorder:
         return False
 
     def _append(self, data: bytes) -> None:
+        self._known_size, known_size = None, self._known_size
         try:
-            append_lines(self.shard, data, self.machine)
+            self._known_size = append_lines(self.shard, data, self.machine, known_size)
             return
         except FileNotFoundError:
             pass  # No shards folder yet, or the base path is unreachable: check which.
         if not self.layout.base_path.is_dir():
             raise FileNotFoundError(2, "base path not found or unreachable", str(self.layout.base_path))
         self.layout.shards_dir.mkdir(parents=True, exist_ok=True)
-        append_lines(self.shard, data, self.machine)
+        self._known_size = append_lines(self.shard, data, self.machine)
 
     # Spool -----------------------------------------------------------------
 

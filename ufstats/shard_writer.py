@@ -145,18 +145,21 @@ def check_tail_owner(tail: bytes, shard: Path, machine: str, whole_file: bool = 
         )
 
 
-def append_lines(shard: Path, data: bytes, machine: str | None) -> None:
-    """Append complete lines to a shard and flush them to disk.
+def append_lines(shard: Path, data: bytes, machine: str | None, known_size: int | None = None) -> int:
+    """Append complete lines to a shard, flush them to disk, and return the new size.
 
     The caller holds the shard's `LocalLock`. If the shard ends in an
     incomplete line (a writer died mid-append), a newline is written first,
     so that fragment becomes one damaged line that readers skip and report;
     no byte already in the shard is changed or removed.
+
+    `known_size` is the size this writer left the shard at. If the shard
+    still has that size, nobody wrote since, so its tail needs no check.
     """
     fd = _platform.open_for_append(shard)
     try:
         size = os.fstat(fd).st_size
-        if size:
+        if size and size != known_size:
             tail = _read_tail(fd, size)
             if machine is not None:
                 if last_writer(tail, size <= TAIL_BYTES) is None and size > TAIL_BYTES:
@@ -168,5 +171,6 @@ def append_lines(shard: Path, data: bytes, machine: str | None) -> None:
                 data = b"\n" + data
         _write_all(fd, data)
         os.fsync(fd)
+        return size + len(data)
     finally:
         os.close(fd)
