@@ -205,7 +205,9 @@ def test_check_view_not_written_by_merge(healthy):
 
 
 def test_check_epoch_damaged(healthy):
-    Layout(healthy).epoch_file.write_bytes(b"{")
+    layout = Layout(healthy)
+    layout.epochs_dir.mkdir(parents=True, exist_ok=True)
+    (layout.epochs_dir / "000001-20260101T000000.000-abcd.json").write_bytes(b"{")
     status, report = check_json(healthy)
     assert status == 1
     assert kinds(report) == ["epoch-damaged"]

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -13,7 +14,8 @@ from click.testing import CliRunner
 from ufstats import StatsManager
 from ufstats.cli import main
 from ufstats.layout import Layout
-from ufstats.reset import list_resets
+from ufstats.state import current_epoch_file
+from ufstats.reset import list_resets, restore
 
 ZEROS = {"total_orders_analyzed": 0, "total_orders_packed": 0, "total_sessions": 0, "last_updated": None}
 
@@ -206,10 +208,11 @@ def test_damaged_epoch_is_clear_error(base_path):
     one.reset_stats()
     one.record_analysis("M", "a2", 2)
     layout = Layout(base_path)
-    layout.epoch_file.write_bytes(b'{"reset_id": "2026')
+    epoch_file = current_epoch_file(layout)
+    epoch_file.write_bytes(b'{"reset_id": "2026')
     with pytest.raises(StatsFolderError) as caught:
         StatsManager(base_path, workstation="fresh").get_global_stats()
-    assert str(layout.epoch_file) in str(caught.value)
+    assert str(epoch_file) in str(caught.value)
     result = CliRunner().invoke(main, ["show", "--base-path", str(base_path)])
     assert result.exit_code == 1
     assert "is damaged" in result.output
@@ -218,3 +221,32 @@ def test_damaged_epoch_is_clear_error(base_path):
     result = CliRunner().invoke(main, ["reset", "--base-path", str(base_path), "--restore", reset_id])
     assert result.exit_code == 0, result.output
     assert StatsManager(base_path, workstation="fresh").get_global_stats()["total_orders_analyzed"] == 7
+
+
+def test_epoch_files_are_never_replaced(base_path):
+    one, _ = record_some(base_path)
+    one.reset_stats()
+    first = sorted(p.name for p in Layout(base_path).epochs_dir.iterdir())
+    reset_id = first[0][: -len(".json")]
+    restore(Layout(base_path), reset_id)
+    one.reset_stats()
+    names = sorted(p.name for p in Layout(base_path).epochs_dir.iterdir())
+    assert len(names) == 3
+    assert names[0] == first[0]
+    assert [name.split("-", 1)[0] for name in names] == ["000001", "000002", "000003"]
+    assert StatsManager(base_path, workstation="fresh").get_global_stats()["total_orders_analyzed"] == 0
+
+
+def test_reset_with_clock_behind_still_current(base_path, monkeypatch):
+    one, _ = record_some(base_path)
+    one.reset_stats()
+    one.record_analysis("M", "after-first-reset", 5)
+
+    class EarlierDatetime(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2001, 1, 1, tzinfo=tz)
+
+    monkeypatch.setattr("ufstats.reset.datetime", EarlierDatetime)
+    one.reset_stats()
+    assert StatsManager(base_path, workstation="fresh").get_global_stats()["total_orders_analyzed"] == 0

@@ -3,7 +3,8 @@
     Stats/
         global_stats.json      the view, in the v1 structure (written by merge)
         checkpoint.json        merge checkpoint: shard positions and aggregates
-        epoch.json             where each shard starts counting after a reset
+        epochs/<id>.json       where each shard starts counting after a reset;
+                               the greatest id is current, files are never replaced
         shards/<ws>.jsonl      one append-only shard per workstation
         archive/<reset-id>/    copies of the shards taken by each reset
 """
@@ -53,8 +54,8 @@ class Layout:
         return self.stats_dir / "checkpoint.json"
 
     @property
-    def epoch_file(self) -> Path:
-        return self.stats_dir / "epoch.json"
+    def epochs_dir(self) -> Path:
+        return self.stats_dir / "epochs"
 
     @property
     def archive_dir(self) -> Path:
@@ -85,6 +86,22 @@ class Layout:
                 if workstation_problem(name) is None:
                     names.append(name)
         return sorted(names)
+
+    def file_in_the_way(self) -> Path | None:
+        """Return the first of the base path, `Stats` and `Stats/shards` that exists but is not a folder.
+
+        Such a file is a setup mistake that waiting will not fix, unlike a
+        missing or unreachable folder. Returns None when there is none (also
+        when a path cannot be checked).
+        """
+        for path in (self.base_path, self.stats_dir, self.shards_dir):
+            try:
+                if path.is_dir():
+                    continue
+                return path if path.exists() else None
+            except OSError:
+                return None
+        return None
 
     def require_base_path(self) -> None:
         """Raise `StatsFolderError` unless the base folder exists and is a folder."""

@@ -1,8 +1,8 @@
 """Resetting statistics to zero without destroying any data.
 
-A reset copies every shard into `Stats/archive/<reset-id>/`, then writes
-`Stats/epoch.json`, which tells readers to start counting each shard at its
-length at reset time. Shards are never truncated or moved, so a PC that
+A reset copies every shard into `Stats/archive/<reset-id>/`, then adds an
+epoch file `Stats/epochs/<reset-id>.json`, which tells readers to start
+counting each shard at its length at reset time. Shards are never truncated or moved, so a PC that
 appends during the reset keeps its record: it lands after the recorded
 length and counts in the new epoch. `restore` returns to the epoch before a
 given reset.
@@ -23,7 +23,7 @@ from .atomic import write_atomically
 from .errors import InvalidArgumentError
 from .events import now_timestamp
 from .layout import Layout
-from .state import Epoch, read_epoch
+from .state import Epoch, current_epoch_file, read_epoch
 
 
 @dataclass
@@ -46,11 +46,29 @@ def _copy_prefix(source: Path, target: Path, length: int) -> None:
         os.fsync(writer.fileno())
 
 
+def _new_epoch_id(layout: Layout) -> str:
+    """Return an id greater than every existing epoch's, so it becomes current.
+
+    The id starts with a sequence number, so a PC whose clock is behind still
+    makes the newest epoch; the time and a random part follow for people.
+    """
+    current = current_epoch_file(layout)
+    sequence = int(current.name.split("-", 1)[0]) + 1 if current is not None else 1
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S.%f")[:-3]
+    return f"{sequence:06d}-{stamp}-{secrets.token_hex(2)}"
+
+
+def _add_epoch(layout: Layout, epoch: Epoch) -> None:
+    layout.epochs_dir.mkdir(parents=True, exist_ok=True)
+    target = layout.epochs_dir / f"{epoch.reset_id}.json"
+    # A new name every time: nothing is ever replaced (see current_epoch_file).
+    write_atomically(target, msgspec.json.format(msgspec.json.encode(epoch), indent=2))
+
+
 def reset(layout: Layout) -> ResetResult:
     """Start a new epoch in which every reader sees zeros."""
     layout.require_base_path()
-    # Milliseconds keep ids of resets within one second in time order when sorted.
-    reset_id = datetime.now().strftime("%Y%m%dT%H%M%S.%f")[:-3] + "-" + secrets.token_hex(2)
+    reset_id = _new_epoch_id(layout)
     archive = layout.archive_dir / reset_id
     archive.mkdir(parents=True)
     offsets = {}
@@ -59,16 +77,19 @@ def reset(layout: Layout) -> ResetResult:
         length = os.stat(path).st_size
         _copy_prefix(path, archive / path.name, length)
         offsets[name] = length
+    previous_file = current_epoch_file(layout)
     previous = read_epoch(layout)
-    if previous is not None:
-        shutil.copyfile(layout.epoch_file, archive / "epoch-before.json")
-    epoch = Epoch(
-        reset_id=reset_id,
-        reset_at=now_timestamp(),
-        start_offsets=offsets,
-        previous=previous.reset_id if previous else None,
+    if previous_file is not None:
+        shutil.copyfile(previous_file, archive / "epoch-before.json")
+    _add_epoch(
+        layout,
+        Epoch(
+            reset_id=reset_id,
+            reset_at=now_timestamp(),
+            start_offsets=offsets,
+            previous=previous.reset_id if previous else None,
+        ),
     )
-    write_atomically(layout.epoch_file, msgspec.json.format(msgspec.json.encode(epoch), indent=2))
     return ResetResult(reset_id, archive, len(offsets))
 
 
@@ -82,7 +103,8 @@ def list_resets(layout: Layout) -> list[str]:
 def restore(layout: Layout, reset_id: str) -> Epoch:
     """Undo a reset: count again from where the epoch before `reset_id` started.
 
-    Records made after the reset stay counted.
+    Records made after the reset stay counted. The restore is itself a new
+    epoch, so a later reset or restore works as usual.
     """
     archive = layout.archive_dir / reset_id
     if not reset_id or Path(reset_id).name != reset_id or not archive.is_dir():
@@ -95,10 +117,10 @@ def restore(layout: Layout, reset_id: str) -> Epoch:
     else:
         offsets = {}
     epoch = Epoch(
-        reset_id=f"restore-{reset_id}-{secrets.token_hex(2)}",
+        reset_id=_new_epoch_id(layout),
         reset_at=now_timestamp(),
         start_offsets=offsets,
         previous=reset_id,
     )
-    write_atomically(layout.epoch_file, msgspec.json.format(msgspec.json.encode(epoch), indent=2))
+    _add_epoch(layout, epoch)
     return epoch

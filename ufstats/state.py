@@ -16,6 +16,7 @@ import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import msgspec
 
@@ -37,7 +38,7 @@ RECENT_IDS_PER_SHARD = 1000
 
 
 class Epoch(msgspec.Struct, kw_only=True):
-    """Contents of `Stats/epoch.json`: where counting starts after a reset."""
+    """Contents of a file in `Stats/epochs/`: where counting starts after a reset."""
 
     reset_id: str
     reset_at: str
@@ -45,22 +46,35 @@ class Epoch(msgspec.Struct, kw_only=True):
     previous: str | None = None
 
 
+def current_epoch_file(layout: Layout) -> Path | None:
+    """Return the file of the current epoch (the greatest id), or None if there is none.
+
+    Each reset or restore adds a new file and never replaces one. Replacing
+    a file over SMB can be a delete followed by a rename, and a reader in
+    between would count data from before the reset.
+    """
+    try:
+        names = [name for name in os.listdir(layout.epochs_dir) if name.endswith(".json")]
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return layout.epochs_dir / max(names) if names else None
+
+
 def read_epoch(layout: Layout) -> Epoch | None:
     """Return the current reset epoch, or None if statistics were never reset.
 
     Raises:
-        StatsFolderError: the epoch file is damaged.
+        StatsFolderError: the current epoch file is damaged.
     """
-    try:
-        data = layout.epoch_file.read_bytes()
-    except FileNotFoundError:
+    path = current_epoch_file(layout)
+    if path is None:
         return None
     try:
-        return msgspec.json.decode(data, type=Epoch)
+        return msgspec.json.decode(path.read_bytes(), type=Epoch)
     except msgspec.DecodeError as exc:
         raise StatsFolderError(
-            f"{layout.epoch_file} is damaged ({exc}), so readers cannot tell where counting "
-            "starts after the last reset. Write a new one with `ufstats reset --restore ID` "
+            f"{path} is damaged ({exc}), so readers cannot tell where counting "
+            "starts after the last reset. Write a new epoch with `ufstats reset --restore ID` "
             "(ids: `ufstats reset --list`); nothing in the shards was changed."
         ) from exc
 
