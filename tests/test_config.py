@@ -31,16 +31,20 @@ def test_defaults_without_files():
 def test_precedence_order(base_path, monkeypatch):
     user = write_user_file(f'base_path = "{base_path.as_posix()}"\nhistory_limit = 10\nspool_dir = "user-spool"\nworkstation = "pc-user"\n')
     base_file = base_path / "ufstats.toml"
-    base_file.write_text("history_limit = 20\nspool_dir = 'base-spool'\n", encoding="utf-8")
+    base_spool = (base_path.parent / "base-spool").as_posix()
+    base_file.write_text(f"history_limit = 20\nspool_dir = '{base_spool}'\n", encoding="utf-8")
 
     settings = effective_settings()
     assert settings["base_path"].value == base_path
     assert settings["base_path"].source == f"file {user}"
     assert settings["history_limit"].value == 20
     assert settings["history_limit"].source == f"file {base_file}"
-    # Relative paths are taken relative to the file's folder.
-    assert settings["spool_dir"].value == base_path / "base-spool"
+    assert settings["spool_dir"].value == Path(base_spool)
     assert settings["workstation"].value == "pc-user"
+
+    # A relative path in the user file is taken relative to that file's folder.
+    base_file.write_text("history_limit = 20\n", encoding="utf-8")
+    assert effective_settings()["spool_dir"].value == user.parent / "user-spool"
 
     monkeypatch.setenv("UFSTATS_HISTORY_LIMIT", "30")
     monkeypatch.setenv("UFSTATS_HOST", "pc-env")
@@ -98,6 +102,7 @@ def test_not_utf8_file():
 
 def test_cli_base_path_from_user_file(base_path):
     write_user_file(f"base_path = '{base_path}'\n")
+    (base_path / "Stats").mkdir()  # Without it, show warns on stderr, which CliRunner mixes into output.
     result = CliRunner().invoke(main, ["show", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["total_sessions"] == 0

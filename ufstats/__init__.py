@@ -16,6 +16,7 @@ from .errors import (
     WorkstationConflictError,
 )
 from .manager import StatsManager
+from .reader import StatsReader
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "StatsFolderError",
     "StatsManager",
     "StatsManagerError",
+    "StatsReader",
     "ViewOwnershipError",
     "WorkstationConflictError",
     "__version__",

@@ -17,6 +17,7 @@ import msgspec
 
 from .events import FORMAT_VERSION, Event, check_event, history_entry
 from .history import History, HistoryItem
+from .record_stats import MAX_DURATION_SECONDS
 
 ANALYSIS = 0
 PACKED = 1
@@ -226,12 +227,13 @@ class Aggregate:
             worker[2] += 1
             metadata = event.metadata
             if len(metadata):
-                # Only sessions with a valid, non-negative duration are timed.
+                # Only sessions with a duration from 0 to MAX_DURATION_SECONDS are timed
+                # (the rule of `record_stats.valid_duration`; NaN fails both comparisons).
                 try:
                     duration = decode_packing_metadata(metadata).duration_seconds
                 except msgspec.MsgspecError:
                     duration = None
-                if duration is not None and duration == duration and duration >= 0:
+                if duration is not None and 0 <= duration <= MAX_DURATION_SECONDS:
                     worker[3] += duration
                     worker[4] += 1
                     worker[5] += orders

@@ -4,8 +4,8 @@ The check only reads. It reports, per shard and line: damaged lines,
 incomplete last lines, duplicate event ids, lines written by another
 workstation or by a second machine, and timestamps far in the future (a PC
 with a wrong clock). It also reports files in the shards folder that are not
-shard names, a missing, damaged, foreign or stale view, an unreadable epoch
-file, and records of this base path still waiting in this PC's local spool.
+shard names and a `Stats` or `Stats/shards` that is a file. It reports a
+missing, damaged, foreign or stale view, an unreadable epoch file, and records of this base path still waiting in this PC's local spool.
 
 Findings tied to a line stay in a shard forever, because nothing ever edits a
 shard. A monitoring job can therefore pass an earlier `--json` report as a
@@ -249,6 +249,15 @@ def run_check(
     """
     layout.require_base_path()
     report = CheckReport(str(layout.stats_dir))
+    blocking = layout.file_in_the_way()
+    if blocking is not None:
+        report.add(
+            "not-a-folder",
+            f"{blocking} is a file, not a folder, so no PC can record here (records raise "
+            "StatsFolderError); move or rename that file",
+        )
+        _check_spool(layout, report)
+        return report
     future_limit = (now or datetime.now(timezone.utc)) + timedelta(minutes=future_minutes)
     try:
         read_epoch(layout)

@@ -40,7 +40,8 @@ log = logging.getLogger("ufstats")
 
 # Format 2: each worker counter list also contains the orders and items of timed sessions.
 # Format 3: JSON Lines, a core line and lazily loaded parts.
-CHECKPOINT_FORMAT = 3
+# Format 4: worker counters leave out durations over 7 days (untimed).
+CHECKPOINT_FORMAT = 4
 # History entries of each kind kept in a checkpoint; history queries with a
 # larger limit read the shards.
 CHECKPOINT_HISTORY = 1000

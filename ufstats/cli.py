@@ -24,6 +24,7 @@ from .legacy import import_legacy
 from .manager import StatsManager
 from .merge import run_merge
 from .progress import progress_bar, quiet_option
+from .reader import StatsReader
 from .schedule import IntervalType, run_every
 
 log = logging.getLogger("ufstats")
@@ -86,10 +87,22 @@ def layout_for(base_path: Path) -> Layout:
     return layout
 
 
-def reader_for(base_path: Path) -> StatsManager:
-    """Return a manager used only for reading (it never records)."""
-    layout_for(base_path)
-    return StatsManager(base_path, workstation="reader", spool=False)
+def warn_if_no_stats(layout: Layout) -> None:
+    """Print a warning on stderr when the base folder has no `Stats` folder (a wrong --base-path, say)."""
+    try:
+        found = layout.stats_dir.is_dir()
+    except OSError:
+        found = False
+    if not found:
+        click.echo(f"warning: no statistics found in {layout.base_path}; check --base-path", err=True)
+
+
+def reader_for(base_path: Path) -> StatsReader:
+    """Return a read-only reader (it creates no folder), warning when there are no statistics."""
+    reader = StatsReader(base_path)
+    reader.layout.require_base_path()
+    warn_if_no_stats(reader.layout)
+    return reader
 
 
 def print_json(data: Any) -> None:
@@ -288,6 +301,9 @@ def flush(base_path: Path | None) -> None:
         if base_path is None or os.path.abspath(s.base_path) == os.path.abspath(base_path)
     ]
     if not spools:
+        if base_path is not None:
+            # A mistyped folder should not look like "nothing to deliver".
+            Layout.for_base_path(base_path).require_base_path()
         click.echo("no spooled records")
         return
     for spool in spools:

@@ -12,7 +12,10 @@ from typing import Any
 
 import click
 
-from .cli import base_path_option, json_option, layout_for, print_json, print_table, reader_for, record_filter_options
+from .cli import (
+    base_path_option, json_option, layout_for, print_json, print_table, reader_for, record_filter_options,
+    warn_if_no_stats,
+)
 from .record_stats import WorkerStats, summarize_workers
 
 NO_WORKER_LABEL = "(no worker)"
@@ -26,6 +29,27 @@ def format_duration(seconds: float) -> str:
 
 def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def _carried_note(counts: dict[str, int], missing: str) -> str | None:
+    """Return the note about counters of imported v1 files that a table leaves out, or None.
+
+    `counts` maps a label ("orders packed") to its count; `missing` is what
+    those counters lack ("date", "worker").
+    """
+    if not any(counts.values()):
+        return None
+    parts = [f"{count} {label}" for label, count in counts.items()]
+    listed = ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0]
+    return (
+        f"note: {listed} counted by imported v1 files have no {missing} and are not in this table "
+        "(they are in `ufstats show`)"
+    )
+
+
+def _echo_note(note: str | None) -> None:
+    if note:
+        click.echo(note, err=True)
 
 
 def _worker_dict(row: WorkerStats) -> dict[str, Any]:
@@ -59,16 +83,26 @@ def workers(base_path: Path, date_from: str | None, date_to: str | None, client_
     Example: ufstats workers --from 2026-04-01 --to 2026-04-30
     """
     if date_from is None and date_to is None and not client_id:
-        stats = reader_for(base_path).get_all_workers_stats()
+        reader = reader_for(base_path)
+        stats = reader.get_all_workers_stats()
+        carried = reader.carried_counts()
     else:
         from .selection import RecordFilter, select_records
 
         record_filter = RecordFilter.from_arguments(date_from, date_to, client_id)
-        selection = select_records(layout_for(base_path), record_filter)
+        layout = layout_for(base_path)
+        warn_if_no_stats(layout)
+        selection = select_records(layout, record_filter)
         stats = {row.worker_id or "": _worker_dict(row) for row in summarize_workers(selection.records)}
+        carried = [a + b for a, b in zip(selection.carried, selection.carried_left_out)]
     if as_json:
         print_json(stats)
-        return
+    else:
+        _print_workers(stats)
+    _echo_note(_carried_note({"orders packed": carried[1], "sessions": carried[2]}, "worker"))
+
+
+def _print_workers(stats: dict[str, dict[str, Any]]) -> None:
     ordered = sorted(stats.items(), key=lambda pair: (pair[0] == "", pair[0]))
     rows = [
         [
@@ -102,11 +136,14 @@ def daily(base_path: Path, date_from: str | None, date_to: str | None, client_id
 
     # Checked here too, so that an error names --from/--to rather than the library's arguments.
     record_filter = RecordFilter.from_arguments(date_from, date_to, client_id)
-    rows = reader_for(base_path).get_daily_stats(
+    reader = reader_for(base_path)
+    rows = reader.get_daily_stats(
         client_id=record_filter.client_id, date_from=record_filter.date_from, date_to=record_filter.date_to
     )
+    analysed, packed, sessions = reader.carried_counts(record_filter.client_id)
     if as_json:
         print_json(rows)
-        return
-    table = [[r["date"], r["client_id"], r["orders_analyzed"], r["orders_packed"], r["sessions"]] for r in rows]
-    print_table(["date", "client", "orders analysed", "orders packed", "sessions"], table)
+    else:
+        table = [[r["date"], r["client_id"], r["orders_analyzed"], r["orders_packed"], r["sessions"]] for r in rows]
+        print_table(["date", "client", "orders analysed", "orders packed", "sessions"], table)
+    _echo_note(_carried_note({"orders analysed": analysed, "orders packed": packed, "sessions": sessions}, "date"))

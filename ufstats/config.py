@@ -14,8 +14,10 @@ the first of these that sets it wins:
 Every PC reads the base folder's file, so it may set only `history_limit`
 and `spool_dir`: a `workstation` there would make all PCs write one shard,
 and a `base_path` there would point away from the folder holding it.
-Relative paths in a file are taken relative to that file's folder, and
-`~` is expanded everywhere.
+Relative paths in the user's file are taken relative to that file's folder;
+the base folder's file accepts only absolute paths, because a relative
+spool_dir there would put the local spool on the file server. `~` is
+expanded everywhere.
 """
 
 from __future__ import annotations
@@ -94,46 +96,86 @@ def check_value(key: str, value: Any, relative_to: Path | None = None) -> tuple[
     return value, None
 
 
-def read_config_file(path: Path, allowed_keys: tuple[str, ...] = KEYS, unreadable_ok: bool = False) -> dict[str, Any]:
+def read_config_file(
+    path: Path,
+    allowed_keys: tuple[str, ...] = KEYS,
+    unreadable_ok: bool = False,
+    *,
+    absolute_paths: bool = False,
+    lenient: bool = False,
+) -> dict[str, Any]:
     """Read and check one `ufstats.toml`; return its converted values ({} if there is no file).
+
+    `absolute_paths` rejects relative folder paths (used for the base
+    folder's file: a relative spool_dir there would put the local spool on
+    the file server). With `lenient`, each problem below is logged as a
+    warning naming the file, key and value, and the key (or, for a file that
+    cannot be parsed, the whole file) is ignored, so its default applies.
 
     Raises:
         InvalidArgumentError: the file is not valid TOML, or has an unknown
-            key, a key not allowed in this file, or an invalid value. Also
-            raised when the file cannot be read, unless `unreadable_ok` is set.
+            key, a key not allowed in this file, or an invalid value (unless
+            `lenient`). Also raised when the file cannot be read, unless
+            `unreadable_ok` or `lenient` is set.
     """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        if unreadable_ok:
+        if unreadable_ok or lenient:
             log.warning("ignoring configuration file %s: cannot be read: %s", path, exc)
             return {}
         raise InvalidArgumentError(f"Configuration file {path} cannot be read: {exc}") from exc
     try:
         document = tomllib.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
-        raise InvalidArgumentError(f"Configuration file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        problem = f"Configuration file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        return _ignore_file(problem, lenient)
     except tomllib.TOMLDecodeError as exc:
-        raise InvalidArgumentError(f"Configuration file {path} is not valid TOML: {exc}") from None
+        return _ignore_file(f"Configuration file {path} is not valid TOML: {exc}", lenient)
     values: dict[str, Any] = {}
     for key, value in document.items():
-        if key not in KEYS:
-            raise InvalidArgumentError(
-                f"Configuration file {path}: unknown key {key!r} (value {value!r}); known keys: {', '.join(KEYS)}"
-            )
-        if key not in allowed_keys:
-            raise InvalidArgumentError(
-                f"Configuration file {path}: key {key!r} (value {value!r}) cannot be set in the base folder's "
-                f"file, which every PC reads; set it in the user file {user_config_file()} or with "
-                f"{ENVIRONMENT[key]}"
-            )
-        converted, problem = check_value(key, value, relative_to=path.parent)
-        if problem:
-            raise InvalidArgumentError(f"Configuration file {path}: invalid {key} = {value!r}: {problem}")
-        values[key] = converted
+        problem = _key_problem(path, key, value, allowed_keys, absolute_paths)
+        converted = None
+        if problem is None:
+            converted, reason = check_value(key, value, relative_to=path.parent)
+            if reason:
+                problem = f"Configuration file {path}: invalid {key} = {value!r}: {reason}"
+        if problem is None:
+            values[key] = converted
+        elif lenient:
+            log.warning("%s; ignoring this key and using the default", problem)
+        else:
+            raise InvalidArgumentError(problem)
     return values
+
+
+def _ignore_file(problem: str, lenient: bool) -> dict[str, Any]:
+    if not lenient:
+        raise InvalidArgumentError(problem)
+    log.warning("%s; ignoring the file and using the defaults", problem)
+    return {}
+
+
+def _key_problem(path: Path, key: str, value: Any, allowed_keys: tuple[str, ...], absolute_paths: bool) -> str | None:
+    """Return why `key = value` cannot be used in the file at `path`, or None."""
+    if key not in KEYS:
+        return f"Configuration file {path}: unknown key {key!r} (value {value!r}); known keys: {', '.join(KEYS)}"
+    if key not in allowed_keys:
+        return (
+            f"Configuration file {path}: key {key!r} (value {value!r}) cannot be set in the base folder's "
+            f"file, which every PC reads; set it in the user file {user_config_file()} or with "
+            f"{ENVIRONMENT[key]}"
+        )
+    if absolute_paths and key in ("base_path", "spool_dir") and isinstance(value, str) and value.strip():
+        if not Path(value).expanduser().is_absolute():
+            return (
+                f"Configuration file {path}: invalid {key} = {value!r}: must be an absolute path in this "
+                "file, because a relative one would point into the shared base folder; give a full local "
+                "path such as C:\\ufstats\\spool, or set it in the user file"
+            )
+    return None
 
 
 def _from_environment(key: str) -> Setting | None:
@@ -162,22 +204,26 @@ def effective_settings(
     base_path: str | os.PathLike[str] | None = None,
     unreadable_ok: bool = False,
     keys: tuple[str, ...] = KEYS,
+    lenient: bool = False,
 ) -> dict[str, Setting]:
     """Return the effective `Setting` of `keys` and of base_path, in the order of the module docstring.
 
     `command_line` maps keys to option values (None: option not given).
     `base_path`, if given, is a command-line base path; it is also where the
     base folder's file is looked for. A base folder that cannot be reached
-    counts as having no file.
+    counts as having no file. With `lenient`, problems in the files are
+    logged as warnings and the affected keys keep their defaults (see
+    `read_config_file`); environment variables are still checked strictly.
 
     Raises:
-        InvalidArgumentError: a file or environment variable has an invalid key or value.
+        InvalidArgumentError: a file (unless `lenient`) or an environment
+            variable has an invalid key or value.
     """
     from_command_line = dict(command_line or {})
     if base_path is not None:
         from_command_line["base_path"] = Path(base_path)
     user_file = user_config_file()
-    user_values = read_config_file(user_file, unreadable_ok=unreadable_ok)
+    user_values = read_config_file(user_file, unreadable_ok=unreadable_ok, lenient=lenient)
 
     # The base folder's file cannot set base_path, so base_path is resolved first.
     settings = {"base_path": _resolve("base_path", from_command_line, {}, None, user_values, user_file)}
@@ -191,7 +237,9 @@ def effective_settings(
         except OSError:
             reachable = False
         if reachable:
-            base_values = read_config_file(base_file, BASE_FILE_KEYS, unreadable_ok=unreadable_ok)
+            base_values = read_config_file(
+                base_file, BASE_FILE_KEYS, unreadable_ok=unreadable_ok, absolute_paths=True, lenient=lenient
+            )
     for key in keys:
         if key != "base_path":
             settings[key] = _resolve(key, from_command_line, base_values, base_file, user_values, user_file)

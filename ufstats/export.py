@@ -14,6 +14,11 @@ open intact), CRLF line ends, and a choice of delimiter. With ";" (what
 Excel expects where the decimal separator is a comma, e.g. in Ukrainian
 settings) decimals are written with a comma as well. Parquet needs pyarrow
 (`pip install ufstats[parquet]`).
+
+Parquet integer columns are signed 64-bit. A metadata column holding an
+integer outside that range (stored before ufstats rejected such values) is
+written as text; an orders or items count outside it stops the export with
+an `OutputFileError` naming the record.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from .atomic import write_atomically
 from .errors import InvalidArgumentError, OutputFileError
 from .events import Event, decode_metadata
 from .layout import Layout
+from .output import output_target
 from .selection import RecordFilter, select_records
+from .validation import INT64_MAX, INT64_MIN
 
 log = logging.getLogger("ufstats")
 
@@ -125,13 +132,30 @@ def write_csv(output: Path, columns: list[str], rows: list[dict[str, Any]], deli
         raise
 
 
+def _fits_int64(value: Any) -> bool:
+    return not isinstance(value, int) or INT64_MIN <= value <= INT64_MAX
+
+
+def _check_counts(output: Path, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        for name in ("orders_count", "items_count"):
+            if not _fits_int64(row.get(name)):
+                raise OutputFileError(
+                    f"Cannot write {output} as Parquet: record {row['id']} of workstation {row['workstation']} "
+                    f"({row['timestamp']}) has {name}={row[name]}, outside the signed 64-bit range of Parquet "
+                    "integers; export with --format csv, or filter that record out with --from/--to/--client"
+                )
+
+
 def _arrow_column(pa: Any, name: str, values: list[Any]) -> Any:
     present = [v for v in values if v is not None]
     if name in ("orders_count", "items_count"):
         return pa.array(values, type=pa.int64())
     if present and all(isinstance(v, bool) for v in present):
         return pa.array(values, type=pa.bool_())
-    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+    if not all(_fits_int64(v) for v in present):
+        present = []  # Written as text below: no numeric column can hold the value.
+    elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
         return pa.array(values, type=pa.int64())
     if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
         return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
@@ -165,6 +189,7 @@ def write_parquet(output: Path, columns: list[str], rows: list[dict[str, Any]]) 
         OSError: the file cannot be written.
     """
     pa, pq = import_pyarrow()
+    _check_counts(output, rows)
     arrays = [_arrow_column(pa, name, [row.get(name) for row in rows]) for name in columns]
     table = pa.Table.from_arrays(arrays, names=columns)
     sink = pa.BufferOutputStream()
@@ -184,7 +209,9 @@ def export_records(
     Raises:
         InvalidArgumentError: unknown format or delimiter, or pyarrow missing for Parquet.
         StatsFolderError: the base path does not exist or cannot be reached.
-        OutputFileError: `output` cannot be written.
+        OutputFileError: `output` cannot be written, is "-", or exists and
+            is not a regular file (a link is followed to its target). Also
+            raised when a count does not fit in a Parquet integer.
     """
     if file_format not in FORMATS:
         raise InvalidArgumentError(f"Invalid format {file_format!r}: use one of {', '.join(FORMATS)}")
@@ -192,15 +219,16 @@ def export_records(
         raise InvalidArgumentError(f"Invalid delimiter {delimiter!r}: use ',' or ';'")
     if file_format == "parquet":
         import_pyarrow()
+    target = output_target(output, "--output")
     selection = select_records(layout, record_filter)
     rows = [record_row(event) for event in selection.records]
     metadata_columns = sorted({key for row in rows for key in row} - set(RECORD_COLUMNS))
     columns = RECORD_COLUMNS + metadata_columns
     try:
         if file_format == "csv":
-            write_csv(output, columns, rows, delimiter)
+            write_csv(target, columns, rows, delimiter)
         else:
-            write_parquet(output, columns, rows)
+            write_parquet(target, columns, rows)
     except OSError as exc:
         raise OutputFileError(
             f"Cannot write the export to {output}: {exc.strerror or exc}. Check that the folder exists and is writable."

@@ -38,7 +38,7 @@ from .events import COUNTER_NAMES, FORMAT_VERSION, Event, decode_line, encode_li
 from .checkpoint import read_checkpoint_view_sha
 from .layout import Layout
 from .merge import VIEW_VERSION
-from .validation import InvalidRecordError, encode_metadata, to_json_value
+from .validation import INT64_MAX, MAX_COUNT, InvalidRecordError, encode_metadata, to_json_value
 
 V1_KEYS = {"total_orders_analyzed", "total_orders_packed", "total_sessions", "by_client"}
 DEVENV_KEYS = {"total_analyses", "clients"}
@@ -99,8 +99,12 @@ def _as_id(value: Any, where: str, source: Path, optional: bool = False) -> str 
     raise _fail(source, where, f"expected a non-empty string id, found {value!r}")
 
 
-def _as_count(value: Any, where: str, source: Path) -> int:
-    """Return a v1 counter or count as int; it must be a whole number, not negative."""
+def _as_count(value: Any, where: str, source: Path, maximum: int = INT64_MAX) -> int:
+    """Return a v1 counter or count as int: a whole number from 0 to `maximum`.
+
+    History counts are bounded like recorded ones (`MAX_COUNT`); counters
+    sum many sessions, so they only have to fit in a signed 64-bit integer.
+    """
     count: int | None = None
     if isinstance(value, bool):
         count = None
@@ -114,6 +118,8 @@ def _as_count(value: Any, where: str, source: Path) -> int:
         raise _fail(source, where, f"expected a whole number, found {value!r}")
     if count < 0:
         raise _fail(source, where, f"expected a count of 0 or more, found {value!r}")
+    if count > maximum:
+        raise _fail(source, where, f"expected a count of at most {maximum:,}, found {value!r}")
     return count
 
 
@@ -179,12 +185,12 @@ class _Converter:
             assumed_utc_offset=offset,
             client_id=_as_id(entry.get("client_id"), f"{where}.client_id", self.source),
             session_id=_as_id(entry.get("session_id"), f"{where}.session_id", self.source),
-            orders_count=_as_count(entry.get("orders_count", 0), f"{where}.orders_count", self.source),
+            orders_count=_as_count(entry.get("orders_count", 0), f"{where}.orders_count", self.source, MAX_COUNT),
             metadata=encode_metadata(converted),
         )
         if kind == "packing":
             event.worker_id = _as_id(entry.get("worker_id"), f"{where}.worker_id", self.source, optional=True)
-            event.items_count = _as_count(entry.get("items_count", 0), f"{where}.items_count", self.source)
+            event.items_count = _as_count(entry.get("items_count", 0), f"{where}.items_count", self.source, MAX_COUNT)
         return event
 
 

@@ -16,26 +16,26 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from . import _platform, breakdown, config
-from .aggregate import HistoryItem
-from .checkpoint import CHECKPOINT_HISTORY, load_checkpoint
-from .errors import InvalidArgumentError, StatsFolderError, StatsManagerError, ViewOwnershipError
-from .events import FORMAT_VERSION, Event, decode_line, encode_line, history_entry, new_event_id, now_timestamp
-from .layout import Layout
+from . import _platform, config
+from .errors import InvalidArgumentError, StatsManagerError, ViewOwnershipError
+from .events import FORMAT_VERSION, Event, decode_line, encode_line, new_event_id, now_timestamp
 from .merge import run_merge
+from .reader import StatsReader
 from .recorder import BackgroundDelivery, Recorder
 from .reset import reset
-from .state import StatsState
 from .validation import check_count, check_encoded_size, check_id, check_metadata, encode_metadata
 
 log = logging.getLogger("ufstats")
 
 DEFAULT_LOCK_TIMEOUT = 5.0
+# Upper bounds of the constructor's numbers: beyond them a failing write or a
+# busy lock would block a desktop tool for hours.
+MAX_RETRIES = 100
+MAX_RETRY_DELAY = 60.0
+MAX_LOCK_TIMEOUT = 3600.0
 
 
 def resolve_workstation(workstation: str | None) -> str:
@@ -50,22 +50,25 @@ def resolve_workstation(workstation: str | None) -> str:
     return _platform.safe_workstation_name(_platform.machine_name())
 
 
-def _check_number(name: str, value: object, minimum: float, integer: bool = False) -> None:
+def _check_number(name: str, value: object, minimum: float, maximum: float, integer: bool = False) -> None:
     valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    # NaN passes every comparison, and threading rejects waits above TIMEOUT_MAX.
+    # NaN passes every comparison, so it is rejected by isfinite first.
     if (
         isinstance(value, bool)
         or not valid_type
         or (isinstance(value, float) and not math.isfinite(value))
-        or not minimum <= value <= threading.TIMEOUT_MAX  # type: ignore[operator]
+        or not minimum <= value <= maximum  # type: ignore[operator]
     ):
-        kind = "an integer" if integer else "a finite number"
-        raise InvalidArgumentError(
-            f"Invalid {name}={value!r}: must be {kind} from {minimum} to {threading.TIMEOUT_MAX:.0f}"
-        )
+        kind = "an integer" if integer else "a finite number of seconds"
+        raise InvalidArgumentError(f"Invalid {name}={value!r}: must be {kind} from {minimum:g} to {maximum:g}")
 
 
-class StatsManager:
+def _check_flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"Invalid {name}={value!r}: must be True or False")
+
+
+class StatsManager(StatsReader):
     """Record and read warehouse statistics shared by several PCs.
 
     Each PC appends events to its own shard under `<base_path>/Stats/shards/`;
@@ -74,11 +77,13 @@ class StatsManager:
 
     Args:
         base_path: the shared `0UFulfilment` folder (a UNC path works).
-        max_retries: attempts for a write that fails with a transient error.
-        retry_delay: seconds; attempt N waits `retry_delay * N` before retrying.
+        max_retries: attempts for a write that fails with a transient error
+            (1 to 100).
+        retry_delay: seconds (0 to 60); attempt N waits `retry_delay * N`
+            before retrying.
         workstation: this PC's id, naming its shard; default `UFSTATS_HOST`,
             else the machine name made safe for file names.
-        lock_timeout: seconds to wait for the local shard lock.
+        lock_timeout: seconds to wait for the local shard lock (0 to 3600).
         spool: keep records in a local spool while the server is unreachable
             (default). With False, such failures raise `StatsManagerError`
             as in v1.
@@ -89,11 +94,15 @@ class StatsManager:
     Without `workstation` or `spool_dir`, the values come from
     `UFSTATS_HOST` / `UFSTATS_SPOOL_DIR`, else from `ufstats.toml` in the
     base folder (spool_dir only) or the user's config folder (see
-    `ufstats.config`); a file that cannot be read is ignored with a warning.
+    `ufstats.config`). A problem in those files (invalid TOML, a key that is
+    not allowed, an invalid value) is logged as a warning naming the file,
+    key and value, and the default is used: a bad optional file never stops
+    recording. With both `workstation` and `spool_dir` given, no file is read.
+    The reading methods are those of `StatsReader`.
 
     Raises:
-        InvalidArgumentError: an argument above, or a value in a ufstats.toml
-            file or environment variable, is invalid.
+        InvalidArgumentError: an argument above, or a value in an
+            environment variable, is invalid.
     """
 
     def __init__(
@@ -108,20 +117,20 @@ class StatsManager:
         background: bool = False,
         spool_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.layout = Layout.for_base_path(base_path)
-        _check_number("max_retries", max_retries, 1, integer=True)
-        _check_number("retry_delay", retry_delay, 0)
-        _check_number("lock_timeout", lock_timeout, 0)
+        super().__init__(base_path)
+        _check_number("max_retries", max_retries, 1, MAX_RETRIES, integer=True)
+        _check_number("retry_delay", retry_delay, 0, MAX_RETRY_DELAY)
+        _check_number("lock_timeout", lock_timeout, 0, MAX_LOCK_TIMEOUT)
+        _check_flag("spool", spool)
+        _check_flag("background", background)
         if background and not spool:
             raise InvalidArgumentError("Invalid background=True with spool=False: background delivery needs the spool")
-        self.base_path = self.layout.base_path
-        self.stats_file = self.layout.view_file
         self.max_retries = max_retries
         self.retry_delay = retry_delay
         if workstation is None or spool_dir is None:
             # Optional ufstats.toml in the user and base folders: two small reads.
             configured = config.effective_settings(
-                base_path=self.base_path, unreadable_ok=True, keys=("workstation", "spool_dir")
+                base_path=self.base_path, keys=("workstation", "spool_dir"), lenient=True
             )
             if workstation is None:
                 workstation = configured["workstation"].value
@@ -139,8 +148,6 @@ class StatsManager:
             spool=spool,
             spool_dir=Path(spool_dir) if spool_dir is not None else None,
         )
-        self._state: StatsState | None = None
-        self._state_lock = threading.Lock()
         self._delivery = BackgroundDelivery(self._recorder) if background else None
         if self._delivery is not None:
             self._delivery.notify()  # Deliver what an earlier process left spooled.
@@ -259,108 +266,6 @@ class StatsManager:
         if self._delivery is not None:
             self._delivery.stop(timeout=5.0)
         self._recorder.close()
-
-    # Reading -------------------------------------------------------------------
-
-    def _current_state(self) -> StatsState:
-        with self._state_lock:
-            try:
-                if self._state is None:
-                    self.layout.require_base_path()
-                    self._state = load_checkpoint(self.layout) or StatsState(self.layout, CHECKPOINT_HISTORY)
-                self._state.refresh()
-            except OSError as exc:
-                self._state = None
-                raise StatsFolderError(f"Cannot read statistics in {self.layout.stats_dir}: {exc}") from exc
-            return self._state
-
-    def get_global_stats(self) -> dict[str, Any]:
-        """Return totals over all shards and the newest event's timestamp.
-
-        Keys: `total_orders_analyzed`, `total_orders_packed`,
-        `total_sessions`, `last_updated` (None when nothing was recorded).
-        """
-        return self._current_state().aggregate.global_stats()
-
-    def get_client_stats(self, client_id: str) -> dict[str, int]:
-        """Return `orders_analyzed`, `orders_packed` and `sessions` of one client (zeros if unknown)."""
-        return self._current_state().aggregate.client_stats(client_id)
-
-    def get_all_clients_stats(self) -> dict[str, dict[str, int]]:
-        """Return the counters of every client, keyed by client id."""
-        return self._current_state().aggregate.all_clients_stats()
-
-    def get_worker_stats(self, worker_id: str | None) -> dict[str, Any]:
-        """Return one worker's packing numbers; zeros for an unknown worker.
-
-        Keys: `worker_id`, `orders`, `items`, `sessions`, `timed_sessions`,
-        `timed_orders`, `timed_items`, `packing_seconds`, `orders_per_hour`,
-        `items_per_hour`. Only sessions whose metadata has `duration_seconds`
-        are timed; untimed sessions count in orders, items and sessions but
-        not in the time or the hourly rates (None without timed time).
-        `worker_id` None returns the sessions recorded without a worker.
-        """
-        return breakdown.worker_stats(self._current_state().aggregate, worker_id)
-
-    def get_all_workers_stats(self) -> dict[str, dict[str, Any]]:
-        """Return `get_worker_stats` of every worker, keyed by worker id.
-
-        Sessions recorded without a worker are under the key "" (never a
-        valid worker id), with `worker_id` None in their dict.
-        """
-        return breakdown.all_workers_stats(self._current_state().aggregate)
-
-    def get_daily_stats(
-        self,
-        client_id: str | None = None,
-        date_from: str | date | None = None,
-        date_to: str | date | None = None,
-    ) -> list[dict[str, Any]]:
-        """Return orders analysed, orders packed and sessions per day and client.
-
-        One dict per (day, client), oldest first, with keys `date`,
-        `client_id`, `orders_analyzed`, `orders_packed`, `sessions`. The day
-        is the record's own local date (its timestamp's first 10
-        characters); `date_from` and `date_to` (YYYY-MM-DD or `date`) are
-        inclusive. Counters that v1 files carried beyond their capped
-        history have no date and are not included.
-
-        Raises:
-            InvalidArgumentError: a date is invalid or the range is reversed.
-        """
-        return breakdown.daily_stats(self._current_state().aggregate, client_id, date_from, date_to)
-
-    def get_analysis_history(self, client_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Return analysis records, newest first; `limit` keeps the newest N (0 or None: all)."""
-        return self._history("analysis", client_id, None, limit)
-
-    def get_packing_history(
-        self,
-        client_id: str | None = None,
-        worker_id: str | None = None,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Return packing records, newest first, filtered by client and worker; see `get_analysis_history`."""
-        return self._history("packing", client_id, worker_id, limit)
-
-    def _history(self, kind: str, client_id: str | None, worker_id: str | None, limit: int | None) -> list[dict[str, Any]]:
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise InvalidArgumentError(f"Invalid limit={limit!r}: must be None, 0 (all) or a positive integer")
-
-        def matches(item: HistoryItem) -> bool:
-            event = item.event
-            # As in v1, an empty filter value means no filter.
-            return (not client_id or event.client_id == client_id) and (not worker_id or event.worker_id == worker_id)
-
-        history = getattr(self._current_state().aggregate, kind)
-        selected = [item for item in reversed(history.oldest_first()) if matches(item)]
-        if not history.complete and not (limit and len(selected) >= limit):
-            # The kept history is too short for this query: read all shards.
-            full = StatsState.scan(self.layout, history_limit=None)
-            selected = [item for item in reversed(getattr(full.aggregate, kind).oldest_first()) if matches(item)]
-        if limit:
-            selected = selected[:limit]
-        return [history_entry(item.event) for item in selected]
 
     # Maintenance -----------------------------------------------------------------
 

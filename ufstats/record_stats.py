@@ -7,9 +7,9 @@ of them agree. Adjustment events in the input are ignored: they carry no
 date, worker or session.
 
 Packing throughput follows one rule everywhere: orders (or items) of the
-sessions whose metadata has a non-negative `duration_seconds`, divided by
-the hours those sessions took. Sessions without a duration count in the
-totals but not in the rates.
+sessions whose metadata has a `duration_seconds` from 0 to
+`MAX_DURATION_SECONDS` (7 days), divided by the hours those sessions took.
+Sessions without such a duration count in the totals but not in the rates.
 """
 
 from __future__ import annotations
@@ -21,6 +21,17 @@ from datetime import date, timedelta
 import msgspec
 
 from .events import Event
+
+# Maximum plausible packing session: 7 days. A longer `duration_seconds`
+# (a timestamp or milliseconds stored by mistake, 1e300) would swamp every
+# rate and time total, so such a session is treated as untimed.
+MAX_DURATION_SECONDS = 7 * 24 * 3600
+
+
+def valid_duration(duration: float | None) -> bool:
+    """Return True for a duration that counts as timed: a number from 0 to `MAX_DURATION_SECONDS`."""
+    # NaN fails both comparisons.
+    return duration is not None and 0 <= duration <= MAX_DURATION_SECONDS
 
 
 class _PackingMetadata(msgspec.Struct):
@@ -47,7 +58,7 @@ def packing_metadata(event: Event) -> tuple[float | None, str | None]:
             name if isinstance(name, str) else None,
         )
     duration = metadata.duration_seconds
-    if duration is None or duration != duration or duration < 0 or duration == float("inf"):
+    if not valid_duration(duration):
         duration = None
     return duration, metadata.worker_name
 

@@ -10,7 +10,9 @@ Error policy of a record call:
   I/O error) at once, and transient errors that outlast the retries. While
   records wait in the spool, a new record goes to the spool behind them;
 - raised: invalid arguments (`InvalidRecordError`, before anything is
-  written), lock timeouts (`FileLockError`), two machines on one shard
+  written), a base path, `Stats` or `Stats/shards` that is a file
+  (`StatsFolderError`: a setup mistake, so nothing is written or spooled),
+  lock timeouts (`FileLockError`), two machines on one shard
   (`WorkstationConflictError`), a failure of the local spool itself
   (`StatsManagerError`, the record is not stored), and with spooling off,
   every `OSError`, retried like a transient one, then raised as
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import _platform
-from .errors import StatsManagerError
+from .errors import StatsFolderError, StatsManagerError
 from .layout import Layout
 from .shard_writer import LocalLock, append_lines
 from .spool import Spool
@@ -142,8 +144,14 @@ class Recorder:
         try:
             self._known_size = append_lines(self.shard, data, self.machine, known_size)
             return
-        except FileNotFoundError:
-            pass  # No shards folder yet, or the base path is unreachable: check which.
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # No shards folder yet, the base path is unreachable, or a file is in the way.
+        blocking = self.layout.file_in_the_way()
+        if blocking is not None:
+            raise StatsFolderError(
+                f"Cannot write {self.shard}: {blocking} is a file, not a folder. Move or rename "
+                f"that file, or check the base path {self.layout.base_path}; nothing was written or spooled."
+            )
         if not self.layout.base_path.is_dir():
             raise FileNotFoundError(2, "base path not found or unreachable", str(self.layout.base_path))
         self.layout.shards_dir.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from .charts import Series, bar_chart, day_chart, format_number
 from .errors import OutputFileError
 from .events import Event
 from .layout import Layout
+from .output import output_target
 from .record_stats import packing_metadata, summarize_clients, summarize_days, summarize_workers
 from .selection import RecordFilter, Selection, select_records
 
@@ -275,12 +276,14 @@ def write_report(layout: Layout, output: Path, record_filter: RecordFilter | Non
 
     Raises:
         StatsFolderError: the base path does not exist or cannot be reached.
-        OutputFileError: `output` cannot be written.
+        OutputFileError: `output` cannot be written, exists and is not a
+            regular file (a link is followed to its target), or is "-".
     """
+    target = output_target(output, "--html")
     selection = select_records(layout, record_filter)
     page = render_report(selection, str(layout.base_path))
     try:
-        write_atomically(output, page.encode("utf-8"))
+        write_atomically(target, page.encode("utf-8"))
     except OSError as exc:
         raise OutputFileError(
             f"Cannot write the report to {output}: {exc.strerror or exc}. Check that the folder exists and is writable."

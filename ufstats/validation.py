@@ -11,6 +11,8 @@ Metadata conversion rules (documented in the README):
 - numpy and pandas scalars: the matching Python ``int``, ``float`` or ``bool``;
 - numpy arrays, tuples and sets: lists (sets sorted when possible);
 - NaN, positive and negative infinity, ``None``, pandas ``NA`` and ``NaT``: ``null``;
+- integers outside the signed 64-bit range: `InvalidRecordError`, because
+  Parquet, DuckDB and spreadsheets cannot hold them;
 - anything else that JSON cannot hold: `InvalidRecordError`.
 """
 
@@ -33,6 +35,13 @@ from .events import NO_METADATA
 MAX_ID_LENGTH = 200
 MAX_EVENT_BYTES = 64 * 1024
 MAX_METADATA_DEPTH = 32
+# Upper bound of orders_count and items_count in one record. A real session
+# has at most some thousands, so the bound catches a wrong value (a timestamp,
+# an id) before it swamps every total. Sums of records stay far inside the
+# signed 64-bit range that exports and readers of the view use.
+MAX_COUNT = 1_000_000_000
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 
 def check_id(argument: str, value: object, *, optional: bool = False) -> None:
@@ -55,19 +64,23 @@ def check_id(argument: str, value: object, *, optional: bool = False) -> None:
             raise InvalidRecordError(
                 argument,
                 value,
-                f"contains control character {character!r} at position {position}; "
+                f"contains an invisible or control character {character!r} at position {position}; "
                 "remove it",
             )
 
 
 def check_count(argument: str, value: object) -> None:
-    """Check an orders or items count: a non-negative int, not bool."""
+    """Check an orders or items count: an int (not bool) from 0 to MAX_COUNT."""
     if isinstance(value, bool) or not _is_integer(value):
         raise InvalidRecordError(
             argument, value, f"must be a non-negative integer, not {type(value).__name__}"
         )
     if int(value) < 0:  # type: ignore[call-overload]
         raise InvalidRecordError(argument, value, "must not be negative")
+    if int(value) > MAX_COUNT:  # type: ignore[call-overload]
+        raise InvalidRecordError(
+            argument, value, f"is above the maximum of {MAX_COUNT:,} per record; check the value"
+        )
 
 
 def _is_integer(value: object) -> bool:
@@ -95,6 +108,10 @@ def to_json_value(value: Any, path: str = "metadata", depth: int = 0) -> Any:
         _check_encodable(path, value)
         return str(value)
     if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidRecordError(
+                path, value, "is outside the signed 64-bit integer range; store it as a string"
+            )
         return int(value)
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
