@@ -301,11 +301,12 @@ def test_crash_before_spool_cleared(tmp_path, isolated_local_state):
     stats = make_manager(base)
     assert stats.pending_count() == 2
     stats.record_analysis("M", "S4", 4)
-    # The spooled pair was written a second time; readers count it once.
-    assert shard_sessions(base) == ["S1", "S2", "S1", "S2", "S4"]
+    # The shard already ended with the spooled pair, so it was not written again.
+    assert shard_sessions(base) == ["S1", "S2", "S4"]
+    assert stats.pending_count() == 0
     state = counted(base)
     assert state.aggregate.totals[0] == 7
-    assert state.duplicates == 2
+    assert state.duplicates == 0
     assert stats.get_global_stats()["total_orders_analyzed"] == 7
     assert [entry["session_id"] for entry in stats.get_analysis_history()] == ["S4", "S2", "S1"]
     stats.close()
@@ -350,3 +351,42 @@ def test_flush_command_other_base_untouched(tmp_path):
     assert result.exit_code == 0
     assert "no spooled records" in result.output
     assert len(find_spools()) == 1
+
+
+def test_redelivery_skips_delivered_prefix(tmp_path):
+    # A delivery appended S1 and S2 and died; S3 was spooled afterwards.
+    base = tmp_path / "0UFulfilment"
+    stats = make_manager(base)
+    stats.record_analysis("M", "S1", 1)
+    stats.record_analysis("M", "S2", 2)
+    spool = stats._recorder.spool
+    delivered = spool.path.read_bytes()
+    stats.record_analysis("M", "S3", 3)
+    (base / "Stats" / "shards").mkdir(parents=True)
+    shard = base / "Stats" / "shards" / "PC-1.jsonl"
+    shard.write_bytes(delivered)
+
+    assert stats.flush() == 1
+    assert shard_sessions(base) == ["S1", "S2", "S3"]
+    assert stats.pending_count() == 0
+    stats.close()
+
+
+def test_redelivery_keeps_lines_shard_lacks(tmp_path):
+    # Equal bytes elsewhere in the shard do not count: only its end matters.
+    base = tmp_path / "0UFulfilment"
+    stats = make_manager(base)
+    stats.record_analysis("M", "S1", 1)
+    spooled = stats._recorder.spool.path.read_bytes()
+    (base / "Stats" / "shards").mkdir(parents=True)
+    shard = base / "Stats" / "shards" / "PC-1.jsonl"
+    other = make_manager(base)
+    shard.write_bytes(spooled)
+    other._recorder.spool_enabled = False
+    other.record_analysis("M", "S2", 2)
+
+    assert stats.flush() == 1
+    assert shard_sessions(base) == ["S1", "S2", "S1"]
+    assert counted(base).aggregate.totals[0] == 3
+    stats.close()
+    other.close()

@@ -94,11 +94,46 @@ class Recorder:
             return False
 
     def _pending(self) -> bytes:
+        """Return the spooled lines that the shard does not have yet.
+
+        The caller holds the shard lock.
+        """
         # Nearly always there is no spool: one stat instead of a lock and a read.
         if not os.path.exists(self.spool.path):
             return b""
         with self.spool_lock:
-            return self.spool.pending()
+            pending = self.spool.pending()
+            delivered = self._delivered_before(pending)
+            if delivered:
+                # A process died after appending these lines to the shard and
+                # before removing them from the spool. Appending them again
+                # would only add copies, which readers drop by event id.
+                self.spool.remove_delivered(delivered)
+                log.info(
+                    "%d spooled records were already in %s; removed them from the spool",
+                    pending[:delivered].count(b"\n"), self.shard,
+                )
+        return pending[delivered:]
+
+    def _delivered_before(self, pending: bytes) -> int:
+        """Return how many leading bytes of `pending` the shard already ends with (whole lines)."""
+        try:
+            size = os.stat(self.shard).st_size
+            if not size:
+                return 0
+            length = min(size, len(pending))
+            with open(self.shard, "rb") as handle:
+                handle.seek(size - length)
+                tail = handle.read(length)
+        except OSError:
+            return 0  # The shard cannot be read now; the append will tell.
+        end = len(pending)
+        while end > 0:
+            # Lines carry unique event ids, so equal bytes are the same records.
+            if end <= len(tail) and tail.endswith(pending[:end]):
+                return end
+            end = pending.rfind(b"\n", 0, end - 1) + 1
+        return 0
 
     def _remove_delivered(self, delivered: bytes) -> None:
         with self.spool_lock:

@@ -28,12 +28,13 @@ from .shard_reader import END_BYTES, Damage, ShardScan, line_start
 log = logging.getLogger("ufstats")
 
 HEAD_BYTES = 1024
-# Event ids remembered per shard when a state is saved as a checkpoint. A
-# redelivered spool lands within a few lines of its first copy, so a reader
-# that starts from a checkpoint still drops it.
+# Event ids remembered per shard when a state is saved as a checkpoint. Spool
+# delivery skips lines that the shard already ends with, so a copy can only
+# follow its first one closely, and a reader that starts from a checkpoint
+# still drops it.
 RECENT_IDS_PER_SHARD = 1000
-# NOTE: a redelivered spool of more records than this whose first copy lies
-# before a checkpoint is counted twice by readers that start from that
+# NOTE: a copy more than this many lines after its first one, whose first one
+# lies before a checkpoint, is counted twice by readers that start from that
 # checkpoint, until the next merge, which scans every shard from the start.
 
 
