@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ufstats import StatsManager
-from ufstats.errors import StatsManagerError
+from ufstats.errors import StatsManagerError, WorkstationConflictError
 from ufstats.recorder import Recorder
 
 WAIT_SECONDS = 20.0
@@ -193,4 +193,22 @@ def test_next_direct_writer_delivers_leftovers(tmp_path):
     stats = StatsManager(base, workstation="PC-1")
     stats.record_analysis("M", "S3", 3)
     assert shard_sessions(base) == ["S1", "S2", "S3"]
+    stats.close()
+
+
+def test_background_conflict_raised_to_caller(base_path, monkeypatch):
+    monkeypatch.setenv("UFSTATS_MACHINE_ID", "machine-a")
+    first = StatsManager(base_path, workstation="PC-1", spool=False)
+    first.record_analysis("M", "from-a", 1)
+    first.close()
+    monkeypatch.setenv("UFSTATS_MACHINE_ID", "machine-b")
+    stats = StatsManager(base_path, workstation="PC-1", background=True)
+    stats.record_analysis("M", "from-b", 2)
+    with pytest.raises(WorkstationConflictError):
+        stats.flush(timeout=2)
+    # Later calls are told at once, and store nothing.
+    pending = stats.pending_count()
+    with pytest.raises(WorkstationConflictError):
+        stats.record_analysis("M", "from-b-again", 3)
+    assert stats.pending_count() == pending
     stats.close()

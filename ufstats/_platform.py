@@ -126,6 +126,10 @@ def machine_id() -> str:
     It combines the OS installation id with the network card address, so two
     PCs cloned from one disk image still differ. `UFSTATS_MACHINE_ID`
     overrides it (tests use that to play several machines).
+
+    NOTE: `uuid.getnode()` may pick another adapter when one is added (a
+    laptop on a dock), which changes the id and makes the writer report a
+    workstation conflict; such PCs should set `UFSTATS_MACHINE_ID`.
     """
     override = os.environ.get("UFSTATS_MACHINE_ID")
     if override:

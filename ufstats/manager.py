@@ -235,6 +235,9 @@ class StatsManager(StatsReader):
         # Never write a line that readers would skip as damaged.
         decode_line(line)
         if self._delivery is not None:
+            if self._delivery.conflict is not None:
+                # As without background delivery: nothing is stored.
+                raise self._delivery.conflict
             self._recorder.spool_only(line)
             self._delivery.notify()
         else:
@@ -250,6 +253,8 @@ class StatsManager(StatsReader):
         if self._delivery is not None:
             self._delivery.notify()
             if not self._delivery.wait_idle(timeout):
+                if self._delivery.conflict is not None:
+                    raise self._delivery.conflict
                 raise StatsManagerError(
                     f"Spooled records were not delivered within {timeout} s; "
                     f"they stay in {self._recorder.spool.path}"

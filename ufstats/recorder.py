@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import _platform
-from .errors import StatsFolderError, StatsManagerError
+from .errors import StatsFolderError, StatsManagerError, WorkstationConflictError
 from .layout import Layout
 from .shard_writer import LocalLock, append_lines
 from .spool import Spool
@@ -255,6 +255,9 @@ class BackgroundDelivery:
         # whose records it has delivered. Idle means both are equal.
         self._requested = 0
         self._delivered = 0
+        # Set while the last delivery failed because another machine writes
+        # the shard; retrying cannot fix that, so record calls raise it.
+        self.conflict: WorkstationConflictError | None = None
         self._thread = threading.Thread(target=self._run, name="ufstats-delivery", daemon=True)
         self._thread.start()
         _exit_handlers.add(self)
@@ -276,7 +279,10 @@ class BackgroundDelivery:
                 request = self._requested
             try:
                 self.recorder.flush()
+                self.conflict = None
             except (StatsManagerError, OSError) as exc:
+                if isinstance(exc, WorkstationConflictError):
+                    self.conflict = exc
                 # OSError: the local spool could not be read; keep the thread alive.
                 log.warning("background delivery failed, retrying in %.1f s: %s", delay, exc)
                 # A notify() during the wait (a new record, flush, exit) retries at once.
