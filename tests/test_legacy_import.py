@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from ufstats import StatsManager
 from ufstats.cli import main
-from ufstats.errors import LegacyImportError
+from ufstats.errors import LegacyImportError, ViewOwnershipError
 from ufstats.layout import Layout
 from ufstats.legacy import import_legacy
 from ufstats.merge import run_merge
@@ -379,7 +379,7 @@ def test_merged_view_import_rejected(base_path):
     import_legacy(layout, DATA / "global_stats.json", "Europe/Kyiv")
     run_merge(layout)
     before = shard_files(base_path)
-    with pytest.raises(LegacyImportError, match="written by `ufstats merge`"):
+    with pytest.raises(LegacyImportError, match="view that `ufstats merge` wrote last"):
         import_legacy(layout, layout.view_file, "Europe/Kyiv")
     assert shard_files(base_path) == before
     assert totals(base_path)["global"]["total_orders_analyzed"] == 146368
@@ -399,3 +399,49 @@ def test_negative_counter_rejected(base_path, tmp_path):
     document = dict(SMALL_V1, total_orders_analyzed=-5)
     source = write_json(tmp_path / "negative.json", document)
     assert_rejected(base_path, source, "total_orders_analyzed", "found -5")
+
+
+def v1_tool_records_into(view: Path, orders: int) -> None:
+    """Do what a v1 tool does: add one packing entry and its counters to the file."""
+    document = json.loads(view.read_text(encoding="utf-8"))
+    document["packing_history"].append({
+        "timestamp": "2026-12-04T10:00:00.000001+02:00", "client_id": "M", "session_id": "v1-pc",
+        "worker_id": "007", "orders_count": orders, "items_count": 9, "metadata": {"pc_name": "OLD-PC"},
+    })
+    document["total_orders_packed"] += orders
+    document["total_sessions"] += 1
+    document["by_client"]["M"]["orders_packed"] += orders
+    document["by_client"]["M"]["sessions"] += 1
+    view.write_text(json.dumps(document, indent=4, ensure_ascii=False), encoding="utf-8")
+
+
+def test_changed_view_imports_only_new_entries(base_path):
+    layout = Layout(base_path)
+    import_legacy(layout, DATA / "global_stats.json", "Europe/Kyiv")
+    StatsManager(base_path, workstation="PC-1").record_packing("K", "new", "001", 3, 4)
+    run_merge(layout)
+    v1_tool_records_into(layout.view_file, 50)
+    expected = json.loads(layout.view_file.read_text(encoding="utf-8"))
+
+    with pytest.raises(ViewOwnershipError, match="changed since, probably by a v1 tool"):
+        run_merge(layout)
+    result = import_legacy(layout, layout.view_file)
+    assert result.packing_events == 1
+    assert result.analysis_events == 0
+    run_merge(layout)
+
+    merged = json.loads(layout.view_file.read_text(encoding="utf-8"))
+    assert merged["total_orders_packed"] == expected["total_orders_packed"]
+    assert merged["total_sessions"] == expected["total_sessions"]
+    assert merged["by_client"] == expected["by_client"]
+    assert "v1-pc" in [entry["session_id"] for entry in merged["packing_history"]]
+    # Readers of the shards agree with the merged view.
+    assert StatsManager(base_path, workstation="reader").get_global_stats()["total_sessions"] == expected["total_sessions"]
+
+
+def test_unchanged_merged_view_import_rejected(base_path):
+    layout = Layout(base_path)
+    StatsManager(base_path, workstation="PC-1").record_packing("K", "new", "001", 3, 4)
+    run_merge(layout)
+    with pytest.raises(LegacyImportError, match="view that `ufstats merge` wrote last"):
+        import_legacy(layout, layout.view_file)

@@ -39,6 +39,7 @@ from .checkpoint import read_checkpoint_view_sha
 from .layout import Layout
 from .merge import VIEW_VERSION
 from .validation import INT64_MAX, MAX_COUNT, InvalidRecordError, encode_metadata, to_json_value
+from .view_import import keep_new_entries
 
 V1_KEYS = {"total_orders_analyzed", "total_orders_packed", "total_sessions", "by_client"}
 DEVENV_KEYS = {"total_analyses", "clients"}
@@ -353,13 +354,23 @@ def import_legacy(
     zone = resolve_zone(zone_name)
     document, raw = parse_legacy_file(source)
     digest = hashlib.sha256(raw).hexdigest()
-    if document.get("version") == VIEW_VERSION or digest == read_checkpoint_view_sha(layout):
+    if digest == read_checkpoint_view_sha(layout):
         raise LegacyImportError(
-            f"{source} was written by `ufstats merge`: its records are already in the shards, "
-            "and importing it would count them twice. Nothing was imported."
+            f"{source} is the view that `ufstats merge` wrote last: its records are already in "
+            "the shards, and importing it would count them twice. Nothing was imported."
         )
     workstation = f"legacy-{digest[:12]}"
     events, schema, notes = build_events(document, source, workstation, digest, zone, progress)
+    if document.get("version") == VIEW_VERSION:
+        # A view that merge wrote and something changed since: a v1 tool
+        # still running on some PC adds its records to it.
+        events = keep_new_entries(layout, events, digest)
+        schema = "changed view"
+        notes.append(
+            f"{source} was written by `ufstats merge` and changed since, probably by a v1 tool "
+            f"that still runs on some PC; imported only the {len(events) - 1} history entries "
+            "that the shards lack. Update that PC to ufstats."
+        )
     data = b"".join(encode_line(event) for event in events)
     shard = layout.shard_path(workstation)
     counts = Counter(event.type for event in events)

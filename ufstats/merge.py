@@ -79,6 +79,13 @@ def _check_ownership(layout: Layout, state: StatsState, force: bool) -> str | No
     # Without a readable checkpoint, the view's version shows that merge wrote
     # it, because v1 files contain "1.0" or no version.
     merged = readable and merged_sha is None and document.get("version") == VIEW_VERSION
+    if readable and not force and not merged and document.get("version") == VIEW_VERSION:
+        raise ViewOwnershipError(
+            f"{layout.view_file} was written by ufstats merge and changed since, probably by a "
+            "v1 tool that still runs on some PC; the records it added exist only there. Bring "
+            f"them in with `ufstats import-legacy \"{layout.view_file}\"` (merge then replaces "
+            "the file), and update that PC to ufstats."
+        )
     if readable and not force and not merged:
         raise ViewOwnershipError(
             f"{layout.view_file} was not written by ufstats merge; it may be a v1 statistics "
