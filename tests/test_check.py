@@ -70,7 +70,8 @@ def test_check_healthy_exits_zero(healthy):
     assert "All is well." in result.output
 
 
-def test_check_empty_folder_is_well(base_path):
+def test_check_empty_shards_folder_is_well(base_path):
+    Layout(base_path).shards_dir.mkdir(parents=True)
     result = run_check(base_path)
     assert result.exit_code == 0, result.output
     assert "Checked 0 shards" in result.output
@@ -92,7 +93,7 @@ def test_check_damaged_line(healthy):
     result = run_check(healthy)
     assert result.exit_code == 1
     assert "damaged-line: PC-1 line 2 (byte " in result.output
-    assert "1 findings need attention." in result.output
+    assert "1 finding needs attention." in result.output
 
 
 def test_check_invalid_event(healthy):

@@ -121,7 +121,7 @@ def test_merge_every_stops_on_signal(base_path, signum):
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 def test_merge_every_keeps_going_after_failure(base_path):
     stats = base_path / "Stats"
-    stats.mkdir()
+    (stats / "shards").mkdir(parents=True)
     foreign_view = stats / "global_stats.json"
     foreign_view.write_text('{"total_orders_analyzed": 1}', encoding="utf-8")
     process = start_loop(base_path)

@@ -71,7 +71,7 @@ def workstation_problem(name: str) -> str | None:
         return f"must be a string, not {type(name).__name__}"
     if not _WORKSTATION_PATTERN.fullmatch(name):
         return (
-            "must be 1-64 characters of letters, digits, '.', '_' or '-', "
+            "must be 1-64 characters of ASCII letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
     if name.endswith("."):

@@ -6,6 +6,8 @@ workstation or by a second machine, and timestamps far in the future (a PC
 with a wrong clock). It also reports files in the shards folder that are not
 shard names and a `Stats` or `Stats/shards` that is a file. It reports a
 missing, damaged, foreign or stale view, an unreadable epoch file, and records of this base path still waiting in this PC's local spool.
+It also reports a base folder without `Stats/shards` (usually a wrong base
+path) and invalid `ufstats.toml` files, both the user's and the base folder's.
 
 Findings tied to a line stay in a shard forever, because nothing ever edits a
 shard. A monitoring job can therefore pass an earlier `--json` report as a
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import read_checkpoint_view_sha
+from .config import config_problems
 from .events import check_event
 from .errors import InvalidArgumentError, StatsFolderError
 from .layout import SHARD_SUFFIX, Layout
@@ -201,9 +204,17 @@ def _check_view(layout: Layout, report: CheckReport, newest_shard_mtime: float, 
     if lag > max_age.total_seconds():
         report.add(
             "view-stale",
-            f"{view} is {lag / 60:.0f} minutes older than the newest shard; run `ufstats merge` "
+            f"{view} is {_describe_lag(lag)} older than the newest shard; run `ufstats merge` "
             "or check its schedule",
         )
+
+
+def _describe_lag(seconds: float) -> str:
+    """Return a lag as "N minutes", or in seconds when it is under a minute."""
+    if seconds < 1:
+        return "less than 1 second"
+    count, unit = (round(seconds), "second") if seconds < 60 else (round(seconds / 60), "minute")
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
 
 
 def _check_spool(layout: Layout, report: CheckReport) -> None:
@@ -249,12 +260,26 @@ def run_check(
     """
     layout.require_base_path()
     report = CheckReport(str(layout.stats_dir))
+    for problem in config_problems(layout.base_path):
+        report.add("config-invalid", f"{problem}; fix the file")
     blocking = layout.file_in_the_way()
     if blocking is not None:
         report.add(
             "not-a-folder",
             f"{blocking} is a file, not a folder, so no PC can record here (records raise "
             "StatsFolderError); move or rename that file",
+        )
+        _check_spool(layout, report)
+        return report
+    try:
+        has_shards_folder = layout.shards_dir.is_dir()
+    except OSError:
+        has_shards_folder = False
+    if not has_shards_folder:
+        report.add(
+            "no-statistics",
+            f"no Stats/shards folder in {layout.base_path}; check --base-path "
+            "(Stats/shards appears when the first PC records)",
         )
         _check_spool(layout, report)
         return report

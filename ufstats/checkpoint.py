@@ -8,7 +8,7 @@ state then checks each shard it lists: at least as long, with the same first
 bytes and the same bytes before its saved position. If one differs, the state
 falls back to a full scan.
 
-The file is JSON Lines. Line 1 (the core) holds what every reader needs: read
+The file is JSON Lines. Line 1 (the core) contains what every reader needs: read
 positions, totals, per-client and per-worker counters. The next lines hold the
 recent event ids of each shard, the newest history items and the day counters;
 a reader loads each of them only when it first needs it (appended events to

@@ -97,11 +97,22 @@ def warn_if_no_stats(layout: Layout) -> None:
         click.echo(f"warning: no statistics found in {layout.base_path}; check --base-path", err=True)
 
 
+def warn_if_config_invalid(base_path: Path) -> None:
+    """Print one warning line on stderr per problem in the user's or the base folder's ufstats.toml.
+
+    Reading commands use no setting from these files, so they go on working.
+    The warning shows a broken shared file before merge fails on it.
+    """
+    for problem in config.config_problems(base_path):
+        click.echo(f"warning: {problem}", err=True)
+
+
 def reader_for(base_path: Path) -> StatsReader:
-    """Return a read-only reader (it creates no folder), warning when there are no statistics."""
+    """Return a read-only reader (it creates no folder), warning about missing statistics or invalid settings files."""
     reader = StatsReader(base_path)
     reader.layout.require_base_path()
     warn_if_no_stats(reader.layout)
+    warn_if_config_invalid(base_path)
     return reader
 
 
@@ -227,6 +238,8 @@ def merge(base_path: Path, history_limit: int | None, force: bool, interval: int
     if interval is not None:
         if as_json:
             raise click.UsageError("--json cannot be combined with --every; the log lines go to stderr")
+        # Stop at once on a mistyped folder instead of failing every round.
+        layout.require_shards_folder("merge")
         run_every(
             interval,
             lambda: run_merge(layout, history_limit=history_limit, force=force),
@@ -247,9 +260,8 @@ def merge(base_path: Path, history_limit: int | None, force: bool, interval: int
             }
         )
         return
+    # A kept copy is already reported by the "kept a copy" warning that merge logs.
     click.echo(result.summary())
-    if result.backup:
-        click.echo(f"kept a copy of the previous global_stats.json as {result.backup}")
     for damage in result.damage[:20]:
         click.echo(f"damaged: {damage.describe()}", err=True)
     if len(result.damage) > 20:
@@ -321,6 +333,19 @@ def flush(base_path: Path | None) -> None:
         sys.exit(1)
 
 
+def _print_resets(resets: list[Any], layout: Layout) -> None:
+    """Print one line per `ResetInfo`: id, time, shards archived and the restores that undid it."""
+    if not resets:
+        click.echo(f"no resets in {layout.stats_dir}")
+        return
+    for info in resets:
+        noun = "shard" if info.shards == 1 else "shards"
+        line = f"{info.reset_id}  {info.reset_at or 'time unknown'}  {info.shards} {noun} archived"
+        if info.restored_by:
+            line += f"  (undone by {', '.join(info.restored_by)})"
+        click.echo(line)
+
+
 @main.command()
 @base_path_option
 @click.option("--restore", "restore_id", metavar="RESET_ID", help="Undo the reset with this id instead.")
@@ -330,12 +355,19 @@ def reset(base_path: Path, restore_id: str | None, list_only: bool, yes: bool) -
     """Reset statistics to zero; shards are archived under Stats/archive, not deleted."""
     from . import reset as reset_module
 
+    if list_only and restore_id:
+        raise click.UsageError("--list cannot be combined with --restore; run them one after the other")
     layout = layout_for(base_path)
     if list_only:
-        for reset_id in reset_module.list_resets(layout):
-            click.echo(reset_id)
+        _print_resets(reset_module.describe_resets(layout), layout)
         return
     if restore_id:
+        earlier = reset_module.restores_of(layout, restore_id)
+        if earlier:
+            click.echo(
+                f"note: reset {restore_id} was already restored by {', '.join(earlier)}; restoring it again",
+                err=True,
+            )
         epoch = reset_module.restore(layout, restore_id)
         click.echo(f"restored the statistics from before reset {restore_id} (epoch {epoch.reset_id})")
     else:
@@ -370,7 +402,8 @@ def check(base_path: Path, future_minutes: float, view_max_age: float, baseline:
 
     Reports damaged lines, incomplete last lines, duplicate event ids, lines of
     another workstation or machine, timestamps in the future, stray files in
-    the shards folder, a missing or stale view, and undelivered spooled records.
+    the shards folder, a missing or stale view, undelivered spooled records,
+    invalid ufstats.toml files, and a base folder without Stats/shards.
     """
     from .check import apply_baseline, read_baseline, run_check
 
@@ -385,7 +418,8 @@ def check(base_path: Path, future_minutes: float, view_max_age: float, baseline:
             click.echo(f"{'known' if finding.known else finding.kind}: {finding.message}")
         open_findings = [finding for finding in report.findings if not finding.known]
         if open_findings:
-            click.echo(f"{len(open_findings)} findings need attention.")
+            count = len(open_findings)
+            click.echo(f"{count} finding needs attention." if count == 1 else f"{count} findings need attention.")
         else:
             click.echo("All is well.")
     if not report.ok:
@@ -412,6 +446,7 @@ def report(base_path: Path, output: Path, date_from: str | None, date_to: str | 
     from .selection import RecordFilter
 
     record_filter = RecordFilter.from_arguments(date_from, date_to, client_id)
+    warn_if_config_invalid(base_path)
     selection = write_report(layout_for(base_path), output, record_filter)
     click.echo(f"wrote {output}: {len(selection.records)} records ({record_filter.describe()})")
 
@@ -437,6 +472,7 @@ def export(
     from .selection import RecordFilter
 
     record_filter = RecordFilter.from_arguments(date_from, date_to, client_id)
+    warn_if_config_invalid(base_path)
     result = export_records(layout_for(base_path), output, file_format, record_filter, delimiter)
     click.echo(f"wrote {output}: {result.rows} records, {len(result.columns)} columns")
     if any(result.carried):

@@ -14,7 +14,7 @@ import click
 
 from .cli import (
     base_path_option, json_option, layout_for, print_json, print_table, reader_for, record_filter_options,
-    warn_if_no_stats,
+    warn_if_config_invalid, warn_if_no_stats,
 )
 from .record_stats import WorkerStats, summarize_workers
 
@@ -77,7 +77,7 @@ def workers(base_path: Path, date_from: str | None, date_to: str | None, client_
 
     Rates count only sessions whose metadata has duration_seconds; other
     sessions count in the totals only. Sessions recorded without a worker
-    are shown as "(no worker)" (key "" in --json). With --client, --from or
+    are shown as "(no worker)" (in --json: key "", with "worker_id": null). With --client, --from or
     --to all shards are read instead of the merged counters.
 
     Example: ufstats workers --from 2026-04-01 --to 2026-04-30
@@ -92,6 +92,7 @@ def workers(base_path: Path, date_from: str | None, date_to: str | None, client_
         record_filter = RecordFilter.from_arguments(date_from, date_to, client_id)
         layout = layout_for(base_path)
         warn_if_no_stats(layout)
+        warn_if_config_invalid(base_path)
         selection = select_records(layout, record_filter)
         stats = {row.worker_id or "": _worker_dict(row) for row in summarize_workers(selection.records)}
         carried = [a + b for a, b in zip(selection.carried, selection.carried_left_out)]

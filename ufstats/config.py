@@ -103,6 +103,7 @@ def read_config_file(
     *,
     absolute_paths: bool = False,
     lenient: bool = False,
+    problems: list[str] | None = None,
 ) -> dict[str, Any]:
     """Read and check one `ufstats.toml`; return its converted values ({} if there is no file).
 
@@ -111,6 +112,8 @@ def read_config_file(
     the file server). With `lenient`, each problem below is logged as a
     warning naming the file, key and value, and the key (or, for a file that
     cannot be parsed, the whole file) is ignored, so its default applies.
+    With a `problems` list, each problem is appended to it instead of being
+    logged or raised, and ignored in the same way (`ufstats check` uses this).
 
     Raises:
         InvalidArgumentError: the file is not valid TOML, or has an unknown
@@ -123,6 +126,9 @@ def read_config_file(
     except FileNotFoundError:
         return {}
     except OSError as exc:
+        if problems is not None:
+            problems.append(f"Configuration file {path} cannot be read: {exc}")
+            return {}
         if unreadable_ok or lenient:
             log.warning("ignoring configuration file %s: cannot be read: %s", path, exc)
             return {}
@@ -131,9 +137,9 @@ def read_config_file(
         document = tomllib.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         problem = f"Configuration file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        return _ignore_file(problem, lenient)
+        return _ignore_file(problem, lenient, problems)
     except tomllib.TOMLDecodeError as exc:
-        return _ignore_file(f"Configuration file {path} is not valid TOML: {exc}", lenient)
+        return _ignore_file(f"Configuration file {path} is not valid TOML: {exc}", lenient, problems)
     values: dict[str, Any] = {}
     for key, value in document.items():
         problem = _key_problem(path, key, value, allowed_keys, absolute_paths)
@@ -144,6 +150,8 @@ def read_config_file(
                 problem = f"Configuration file {path}: invalid {key} = {value!r}: {reason}"
         if problem is None:
             values[key] = converted
+        elif problems is not None:
+            problems.append(problem)
         elif lenient:
             log.warning("%s; ignoring this key and using the default", problem)
         else:
@@ -151,7 +159,10 @@ def read_config_file(
     return values
 
 
-def _ignore_file(problem: str, lenient: bool) -> dict[str, Any]:
+def _ignore_file(problem: str, lenient: bool, problems: list[str] | None) -> dict[str, Any]:
+    if problems is not None:
+        problems.append(problem)
+        return {}
     if not lenient:
         raise InvalidArgumentError(problem)
     log.warning("%s; ignoring the file and using the defaults", problem)
@@ -176,6 +187,24 @@ def _key_problem(path: Path, key: str, value: Any, allowed_keys: tuple[str, ...]
                 "path such as C:\\ufstats\\spool, or set it in the user file"
             )
     return None
+
+
+def config_problems(base_path: str | os.PathLike[str] | None) -> list[str]:
+    """Return every problem in the user's file and in the base folder's file, each naming the file.
+
+    Returns [] when both are valid or absent. The base folder's file is
+    skipped when `base_path` is None or cannot be reached.
+    """
+    problems: list[str] = []
+    read_config_file(user_config_file(), problems=problems)
+    if base_path is not None:
+        try:
+            reachable = Path(base_path).is_dir()
+        except OSError:
+            reachable = False
+        if reachable:
+            read_config_file(base_config_file(base_path), BASE_FILE_KEYS, absolute_paths=True, problems=problems)
+    return problems
 
 
 def _from_environment(key: str) -> Setting | None:

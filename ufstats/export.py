@@ -7,7 +7,7 @@ JSON text), sorted by name. Rows are oldest first.
 Adjustment events are not exported: they are counter differences carried
 from v1 files, with no date, session or worker. Export sums therefore equal
 the merged totals only when no v1 file with a capped history was imported;
-`ExportResult.carried` holds the difference.
+`ExportResult.carried` contains the difference.
 
 CSV is written for Excel: UTF-8 with a byte order mark (so Cyrillic names
 open intact), CRLF line ends, and a choice of delimiter. With ";" (what

@@ -121,3 +121,30 @@ class Layout:
             "Check that the file server is online and the path is right "
             "(--base-path or UFSTATS_BASE_PATH)."
         )
+
+    def require_shards_folder(self, action: str) -> None:
+        """Raise `StatsFolderError` unless `Stats/shards` exists and is a folder.
+
+        `action` names what the caller is about to do ("merge"), for the
+        message. A missing shards folder usually means a wrong base path,
+        because the first record of any PC creates it.
+        """
+        try:
+            if self.shards_dir.is_dir():
+                return
+            exists = self.shards_dir.exists()
+        except OSError as exc:
+            raise StatsFolderError(
+                f"{self.shards_dir} cannot be reached: {exc}. Check that the file server is online, "
+                f"then {action} again."
+            ) from exc
+        if exists:
+            raise StatsFolderError(
+                f"{self.shards_dir} is a file, not a folder, so there is nothing to {action}. "
+                "Move or rename that file."
+            )
+        raise StatsFolderError(
+            f"No statistics in {self.base_path}: there is no Stats/shards folder, so there is nothing "
+            f"to {action}. Check the base path (--base-path or UFSTATS_BASE_PATH). "
+            "Stats/shards appears when the first PC records."
+        )

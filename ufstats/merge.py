@@ -131,10 +131,17 @@ def run_merge(
 
     `progress`, if given, is called with (bytes read, bytes to read) before
     reading and after each block of complete lines read (about 1 MiB each).
+
+    Raises:
+        StatsFolderError: the base folder or its `Stats/shards` folder is
+            missing or unreachable; nothing is created then.
+        ViewOwnershipError: the view was not written by merge (see `force`).
     """
     if history_limit < 0:
         raise ValueError(f"history_limit={history_limit} must be 0 (all) or positive")
     layout.require_base_path()
+    # Merge would otherwise create Stats and an empty view in a mistyped folder.
+    layout.require_shards_folder("merge")
     started = time.perf_counter()
     kept = 0 if history_limit == 0 else max(history_limit, CHECKPOINT_HISTORY)
     on_chunk = _byte_counter(layout, progress) if progress is not None else None

@@ -1,7 +1,7 @@
 """Resetting statistics to zero without destroying any data.
 
 A reset copies every shard into `Stats/archive/<reset-id>/`, then adds an
-epoch file `Stats/epochs/<reset-id>.json`, which tells readers to start
+epoch file `Stats/epochs/<reset-id>.json`, which makes readers start
 counting each shard at its length at reset time. Shards are never truncated or moved, so a PC that
 appends during the reset keeps its record: it lands after the recorded
 length and counts in the new epoch. `restore` returns to the epoch before a
@@ -10,6 +10,7 @@ given reset.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -22,8 +23,10 @@ import msgspec
 from .atomic import write_atomically
 from .errors import InvalidArgumentError
 from .events import now_timestamp
-from .layout import Layout
+from .layout import SHARD_SUFFIX, Layout
 from .state import Epoch, current_epoch_file, read_epoch
+
+log = logging.getLogger("ufstats")
 
 
 @dataclass
@@ -66,8 +69,14 @@ def _add_epoch(layout: Layout, epoch: Epoch) -> None:
 
 
 def reset(layout: Layout) -> ResetResult:
-    """Start a new epoch in which every reader sees zeros."""
+    """Start a new epoch in which every reader sees zeros.
+
+    Raises:
+        StatsFolderError: the base folder or its `Stats/shards` folder is
+            missing or unreachable; nothing is created then.
+    """
     layout.require_base_path()
+    layout.require_shards_folder("reset")
     reset_id = _new_epoch_id(layout)
     archive = layout.archive_dir / reset_id
     archive.mkdir(parents=True)
@@ -98,6 +107,70 @@ def list_resets(layout: Layout) -> list[str]:
         return sorted(p.name for p in layout.archive_dir.iterdir() if p.is_dir())
     except FileNotFoundError:
         return []
+
+
+@dataclass
+class ResetInfo:
+    """One earlier reset, as `ufstats reset --list` shows it."""
+
+    reset_id: str
+    reset_at: str | None
+    shards: int
+    restored_by: list[str]
+
+
+def _read_epochs(layout: Layout) -> list[Epoch]:
+    """Return every readable epoch file, oldest id first; damaged ones are skipped with a warning."""
+    try:
+        names = sorted(name for name in os.listdir(layout.epochs_dir) if name.endswith(".json"))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    epochs = []
+    for name in names:
+        path = layout.epochs_dir / name
+        try:
+            epochs.append(msgspec.json.decode(path.read_bytes(), type=Epoch))
+        except (OSError, msgspec.DecodeError) as exc:
+            log.warning("skipping epoch file %s: %s", path, exc)
+    return epochs
+
+
+def restores_of(layout: Layout, reset_id: str) -> list[str]:
+    """Return the ids of the restores that undid `reset_id`, oldest first."""
+    resets = set(list_resets(layout))
+    # A reset's own epoch refers to the epoch before it in `previous` too; only
+    # a restore has no archive folder.
+    return [
+        epoch.reset_id
+        for epoch in _read_epochs(layout)
+        if epoch.previous == reset_id and epoch.reset_id not in resets
+    ]
+
+
+def describe_resets(layout: Layout) -> list[ResetInfo]:
+    """Return every reset in the archive, oldest first, with its time, shard count and restores.
+
+    The time is `reset_at` of the reset's epoch file, or the archive
+    folder's modification time when that file is missing or damaged.
+    """
+    reset_ids = list_resets(layout)
+    epochs = _read_epochs(layout)
+    times = {epoch.reset_id: epoch.reset_at for epoch in epochs}
+    infos = []
+    for reset_id in reset_ids:
+        archive = layout.archive_dir / reset_id
+        reset_at = times.get(reset_id)
+        try:
+            shards = sum(1 for name in os.listdir(archive) if name.endswith(SHARD_SUFFIX))
+            if reset_at is None:
+                reset_at = datetime.fromtimestamp(archive.stat().st_mtime).astimezone().isoformat(timespec="seconds")
+        except OSError:
+            shards = 0
+        restored_by = [
+            epoch.reset_id for epoch in epochs if epoch.previous == reset_id and epoch.reset_id not in reset_ids
+        ]
+        infos.append(ResetInfo(reset_id, reset_at, shards, restored_by))
+    return infos
 
 
 def restore(layout: Layout, reset_id: str) -> Epoch:

@@ -125,7 +125,9 @@ def run_every(
                     result = merge_once()
                     echo(timestamped(_round_line(result)))
                 except Exception as exc:  # noqa: BLE001 - one failed round must not end the loop
-                    echo(timestamped(f"merge failed: {type(exc).__name__}: {exc}; next attempt in {interval} s"))
+                    # Messages often end in a full stop, which would run into "; next attempt".
+                    message = str(exc).rstrip().rstrip(".")
+                    echo(timestamped(f"merge failed: {type(exc).__name__}: {message}; next attempt in {interval} s"))
                 finally:
                     control.busy = False
                 rounds += 1
