@@ -105,7 +105,9 @@ def _windows_machine_guid() -> str | None:
         key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Microsoft\Cryptography")
         value, _ = winreg.QueryValueEx(key, "MachineGuid")
         return str(value)
-    except OSError:
+    except (ImportError, OSError):
+        # ImportError: no winreg (not Windows); OSError: the value is missing
+        # or unreadable. The machine name stands in for the installation id.
         return None
 
 
