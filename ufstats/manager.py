@@ -179,18 +179,11 @@ class StatsManager(StatsReader):
         check_count("orders_count", orders_count)
         converted = check_metadata(metadata)
         self._record(
-            Event(
-                format=FORMAT_VERSION,
-                id=new_event_id(),
-                type="analysis",
-                workstation=self.workstation,
-                machine=self.machine,
-                timestamp=now_timestamp(),
-                client_id=client_id,
-                session_id=session_id,
-                orders_count=int(orders_count),
-                metadata=encode_metadata(converted),
-            )
+            "analysis",
+            client_id=client_id,
+            session_id=session_id,
+            orders_count=int(orders_count),
+            metadata=encode_metadata(converted),
         )
 
     def record_packing(
@@ -213,23 +206,26 @@ class StatsManager(StatsReader):
         check_count("items_count", items_count)
         converted = check_metadata(metadata)
         self._record(
-            Event(
-                format=FORMAT_VERSION,
-                id=new_event_id(),
-                type="packing",
-                workstation=self.workstation,
-                machine=self.machine,
-                timestamp=now_timestamp(),
-                client_id=client_id,
-                session_id=session_id,
-                worker_id=worker_id,
-                orders_count=int(orders_count),
-                items_count=int(items_count),
-                metadata=encode_metadata(converted),
-            )
+            "packing",
+            client_id=client_id,
+            session_id=session_id,
+            worker_id=worker_id,
+            orders_count=int(orders_count),
+            items_count=int(items_count),
+            metadata=encode_metadata(converted),
         )
 
-    def _record(self, event: Event) -> None:
+    def _record(self, kind: str, **fields: Any) -> None:
+        """Build an event of this workstation from checked fields and store it."""
+        event = Event(
+            format=FORMAT_VERSION,
+            id=new_event_id(),
+            type=kind,  # type: ignore[arg-type]
+            workstation=self.workstation,
+            machine=self.machine,
+            timestamp=now_timestamp(),
+            **fields,
+        )
         line = encode_line(event)
         check_encoded_size(line)
         # Never write a line that readers would skip as damaged.
