@@ -83,7 +83,7 @@ def record_row(event: Event) -> dict[str, Any]:
 
 @dataclass
 class ExportResult:
-    """What an export wrote."""
+    """Summary of one export: rows written and counters left out."""
 
     output: Path
     rows: int

@@ -33,7 +33,7 @@ DEFAULT_HISTORY_LIMIT = 1000
 
 @dataclass
 class MergeResult:
-    """What a merge read and wrote."""
+    """Counts and outcome of one merge run."""
 
     events: int
     shards: int
