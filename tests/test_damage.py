@@ -168,3 +168,18 @@ def test_folder_named_like_shard_ignored(base_path):
     result = CliRunner().invoke(main, ["check", "--base-path", str(base_path)])
     assert result.exit_code == 1
     assert "stray.jsonl is not a shard" in result.output
+
+
+def test_empty_raw_metadata_encodes_valid_line():
+    import pickle
+
+    import msgspec
+
+    from ufstats.events import decode_line
+
+    event = Event(format=1, id=new_event_id(), type="analysis", workstation="PC-1",
+                  timestamp=now_timestamp(), client_id="M", session_id="s1", metadata=msgspec.Raw())
+    for candidate in (event, pickle.loads(pickle.dumps(event))):
+        line = encode_line(candidate)
+        assert b'"metadata"' not in line
+        assert decode_line(line.rstrip(b"\n")).client_id == "M"

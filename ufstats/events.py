@@ -72,6 +72,10 @@ def now_timestamp() -> str:
 
 def encode_line(event: Event) -> bytes:
     """Encode an event as one shard line, newline included."""
+    if event.metadata is not NO_METADATA and not len(event.metadata):
+        # Another empty Raw (made by a caller, or by unpickling) would be
+        # written as `"metadata":` with no value, a line readers reject.
+        event.metadata = NO_METADATA
     return _encoder.encode(event) + b"\n"
 
 
