@@ -15,7 +15,7 @@ from ufstats import StatsManager
 from ufstats.cli import main
 from ufstats.layout import Layout
 from ufstats.state import current_epoch_file
-from ufstats.reset import list_resets, restore
+from ufstats.reset import list_resets, reset, restore
 
 ZEROS = {"total_orders_analyzed": 0, "total_orders_packed": 0, "total_sessions": 0, "last_updated": None}
 
@@ -88,7 +88,7 @@ def test_cli_reset_and_restore(base_path):
     assert two.get_global_stats() == ZEROS
     one.record_analysis("M", "a2", 2)
 
-    result = runner.invoke(main, ["reset", "--base-path", str(base_path), "--restore", reset_id])
+    result = runner.invoke(main, ["reset", "--base-path", str(base_path), "--restore", reset_id, "--yes"])
     assert result.exit_code == 0, result.output
     totals = two.get_global_stats()
     assert totals["total_orders_analyzed"] == 7
@@ -106,7 +106,7 @@ def test_cli_reset_needs_confirmation(base_path):
 
 def test_restore_unknown_id(base_path):
     record_some(base_path)
-    result = CliRunner().invoke(main, ["reset", "--base-path", str(base_path), "--restore", "nope"])
+    result = CliRunner().invoke(main, ["reset", "--base-path", str(base_path), "--restore", "nope", "--yes"])
     assert result.exit_code == 1
     assert "Unknown reset id 'nope'" in result.output
 
@@ -118,10 +118,10 @@ def test_reset_twice_then_restore_first(base_path):
     one.reset_stats()
     first, second = list_resets(Layout(base_path))
     runner = CliRunner()
-    result = runner.invoke(main, ["reset", "--base-path", str(base_path), "--restore", second])
+    result = runner.invoke(main, ["reset", "--base-path", str(base_path), "--restore", second, "--yes"])
     assert result.exit_code == 0, result.output
     assert two.get_global_stats()["total_orders_analyzed"] == 2
-    result = runner.invoke(main, ["reset", "--base-path", str(base_path), "--restore", first])
+    result = runner.invoke(main, ["reset", "--base-path", str(base_path), "--restore", first, "--yes"])
     assert result.exit_code == 0, result.output
     assert two.get_global_stats()["total_orders_analyzed"] == 7
 
@@ -192,9 +192,10 @@ def test_reset_keeps_records_appended_during_reset(base_path, tmp_path):
     # Records acknowledged after the last reset are counted now.
     assert acknowledged[-20:] == counted[::-1][-20:]
 
-    (first_reset, *_) = list_resets(layout)
-    result = CliRunner().invoke(main, ["reset", "--base-path", str(base_path), "--restore", first_reset])
-    assert result.exit_code == 0, result.output
+    # Resets are undone newest first; then everything counts again.
+    for reset_id in reversed(list_resets(layout)):
+        result = CliRunner().invoke(main, ["reset", "--base-path", str(base_path), "--restore", reset_id, "--yes"])
+        assert result.exit_code == 0, result.output
     restored = [entry["session_id"] for entry in reader.get_analysis_history()]
     assert sorted(restored) == sorted(set(acknowledged))
 
@@ -218,7 +219,7 @@ def test_damaged_epoch_is_clear_error(base_path):
     assert "is damaged" in result.output
 
     (reset_id,) = list_resets(layout)
-    result = CliRunner().invoke(main, ["reset", "--base-path", str(base_path), "--restore", reset_id])
+    result = CliRunner().invoke(main, ["reset", "--base-path", str(base_path), "--restore", reset_id, "--yes"])
     assert result.exit_code == 0, result.output
     assert StatsManager(base_path, workstation="fresh").get_global_stats()["total_orders_analyzed"] == 7
 
@@ -250,3 +251,17 @@ def test_reset_with_clock_behind_still_current(base_path, monkeypatch):
     monkeypatch.setattr("ufstats.reset.datetime", EarlierDatetime)
     one.reset_stats()
     assert StatsManager(base_path, workstation="fresh").get_global_stats()["total_orders_analyzed"] == 0
+
+
+def test_restore_older_reset_rejected(base_path):
+    one, _ = record_some(base_path)
+    layout = Layout(base_path)
+    first = reset(layout).reset_id
+    one.record_analysis("M", "between", 5)
+    reset(layout)
+    one.record_analysis("M", "after-second", 3)
+    runner = CliRunner()
+    result = runner.invoke(main, ["reset", "--base-path", str(base_path), "--restore", first, "--yes"])
+    assert result.exit_code == 1
+    assert "is not in effect" in result.output
+    assert StatsManager(base_path, workstation="fresh").get_global_stats()["total_orders_analyzed"] == 3

@@ -79,16 +79,16 @@ def test_list_with_restore_is_usage_error(two_shards):
     assert len(list(Layout(two_shards).epochs_dir.iterdir())) == 1
 
 
-def test_restore_twice_notes_earlier(two_shards):
+def test_restore_twice_changes_nothing(two_shards):
     layout = Layout(two_shards)
     reset_id = reset_module.reset(layout).reset_id
-    first = invoke(two_shards, "--restore", reset_id)
+    first = invoke(two_shards, "--restore", reset_id, "--yes")
     assert first.exit_code == 0, first.output
     assert "already restored" not in first.output
     [earlier] = reset_module.restores_of(layout, reset_id)
-    second = invoke(two_shards, "--restore", reset_id)
+    second = invoke(two_shards, "--restore", reset_id, "--yes")
     assert second.exit_code == 0, second.output
-    assert f"note: reset {reset_id} was already restored by {earlier}; restoring it again" in second.stderr
-    assert len(reset_module.restores_of(layout, reset_id)) == 2
+    assert f"reset {reset_id} is undone already (epoch {earlier}); nothing changed" in second.output
+    assert reset_module.restores_of(layout, reset_id) == [earlier]
     totals = StatsManager(two_shards, workstation="reader", spool=False).get_global_stats()
     assert totals["total_orders_analyzed"] == 4

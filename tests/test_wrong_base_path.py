@@ -48,19 +48,29 @@ def test_merge_cli_empty_folder(base_path):
     result = invoke("merge", "--base-path", str(base_path))
     assert result.exit_code == 1, result.output
     message = result.output.strip()
-    assert message.startswith(f"Error: No statistics in {base_path}: there is no Stats/shards folder")
-    assert "Stats/shards appears when the first PC records." in message
+    assert message.startswith(f"Error: No statistics in {base_path} yet: there is no Stats/shards folder")
+    assert "no PC has recorded yet" in message
+    assert "otherwise check the base path" in message
     assert len(result.output.splitlines()) == 1
     assert list(base_path.iterdir()) == []
 
 
-def test_merge_every_empty_folder(base_path, monkeypatch):
-    rounds = []
-    monkeypatch.setattr(cli_module, "run_every", lambda *arguments, **options: rounds.append(1))
+def test_merge_every_empty_folder_keeps_looping(base_path, monkeypatch):
+    # A service started before the first record must not exit (systemd would
+    # give up restarting it); each round fails with a log line instead.
+    failures = []
+
+    def one_round(interval, merge_once, *arguments, **options):
+        try:
+            merge_once()
+        except StatsFolderError as exc:
+            failures.append(str(exc))
+
+    monkeypatch.setattr(cli_module, "run_every", one_round)
     result = invoke("merge", "--base-path", str(base_path), "--every", "1s")
-    assert result.exit_code == 1, result.output
-    assert "there is no Stats/shards folder" in result.output
-    assert rounds == []
+    assert result.exit_code == 0, result.output
+    assert len(failures) == 1
+    assert "no PC has recorded yet" in failures[0]
     assert list(base_path.iterdir()) == []
 
 
@@ -88,7 +98,7 @@ def test_run_merge_empty_shards_folder(base_path):
 def test_reset_cli_empty_folder(base_path):
     result = invoke("reset", "--base-path", str(base_path), "--yes")
     assert result.exit_code == 1, result.output
-    assert result.output.startswith(f"Error: No statistics in {base_path}: there is no Stats/shards folder")
+    assert result.output.startswith(f"Error: No statistics in {base_path} yet: there is no Stats/shards folder")
     assert "nothing to reset" in result.output
     assert list(base_path.iterdir()) == []
 

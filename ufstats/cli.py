@@ -238,8 +238,8 @@ def merge(base_path: Path, history_limit: int | None, force: bool, interval: int
     if interval is not None:
         if as_json:
             raise click.UsageError("--json cannot be combined with --every; the log lines go to stderr")
-        # Stop at once on a mistyped folder instead of failing every round.
-        layout.require_shards_folder("merge")
+        # A folder where no PC has recorded yet fails each round with a log
+        # line and the loop goes on, so the service works once records come.
         run_every(
             interval,
             lambda: run_merge(layout, history_limit=history_limit, force=force),
@@ -362,13 +362,15 @@ def reset(base_path: Path, restore_id: str | None, list_only: bool, yes: bool) -
         _print_resets(reset_module.describe_resets(layout), layout)
         return
     if restore_id:
-        earlier = reset_module.restores_of(layout, restore_id)
-        if earlier:
-            click.echo(
-                f"note: reset {restore_id} was already restored by {', '.join(earlier)}; restoring it again",
-                err=True,
+        if not yes:
+            click.confirm(
+                f"Undo reset {restore_id} in {layout.stats_dir}, counting again from before it?", abort=True
             )
-        epoch = reset_module.restore(layout, restore_id)
+        try:
+            epoch = reset_module.restore(layout, restore_id)
+        except reset_module.AlreadyRestored as done:
+            click.echo(f"reset {restore_id} is undone already (epoch {done.epoch.reset_id}); nothing changed")
+            return
         click.echo(f"restored the statistics from before reset {restore_id} (epoch {epoch.reset_id})")
     else:
         if not yes:

@@ -144,7 +144,8 @@ class Layout:
                 "Move or rename that file."
             )
         raise StatsFolderError(
-            f"No statistics in {self.base_path}: there is no Stats/shards folder, so there is nothing "
-            f"to {action}. Check the base path (--base-path or UFSTATS_BASE_PATH). "
-            "Stats/shards appears when the first PC records."
+            f"No statistics in {self.base_path} yet: there is no Stats/shards folder, so there is "
+            f"nothing to {action}. If this is the right folder, no PC has recorded yet (the first "
+            "record creates Stats/shards); otherwise check the base path (--base-path or "
+            "UFSTATS_BASE_PATH)."
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 import msgspec
 
 from .atomic import write_atomically
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, StatsFolderError
 from .events import now_timestamp
 from .layout import SHARD_SUFFIX, Layout
 from .state import Epoch, current_epoch_file, read_epoch
@@ -173,11 +173,26 @@ def describe_resets(layout: Layout) -> list[ResetInfo]:
     return infos
 
 
+class AlreadyRestored(Exception):
+    """The reset to undo is undone already; `epoch` is the epoch in effect."""
+
+    def __init__(self, epoch: Epoch) -> None:
+        super().__init__(epoch.reset_id)
+        self.epoch = epoch
+
+
 def restore(layout: Layout, reset_id: str) -> Epoch:
     """Undo a reset: count again from where the epoch before `reset_id` started.
 
     Records made after the reset stay counted. The restore is itself a new
-    epoch, so a later reset or restore works as usual.
+    epoch, so a later reset or restore works as usual. Only a reset that is
+    in effect can be undone: restoring an older one would silently undo
+    every reset made after it too.
+
+    Raises:
+        InvalidArgumentError: `reset_id` is unknown, or a later reset is in
+            effect (undo that one first).
+        AlreadyRestored: `reset_id` is undone already; nothing was written.
     """
     archive = layout.archive_dir / reset_id
     if not reset_id or Path(reset_id).name != reset_id or not archive.is_dir():
@@ -189,6 +204,29 @@ def restore(layout: Layout, reset_id: str) -> Epoch:
         offsets = before.start_offsets
     else:
         offsets = {}
+    try:
+        current = read_epoch(layout)
+    except StatsFolderError:
+        # The current epoch file is damaged: a restore is the documented way
+        # to write a readable one, so it goes ahead unchecked.
+        current, damaged = None, True
+    else:
+        damaged = False
+    current_offsets = current.start_offsets if current is not None else {}
+    if current is not None and current_offsets == offsets and current.reset_id != reset_id:
+        raise AlreadyRestored(current)
+    reset_file = layout.epochs_dir / f"{reset_id}.json"
+    try:
+        reset_offsets = msgspec.json.decode(reset_file.read_bytes(), type=Epoch).start_offsets
+    except (OSError, msgspec.DecodeError):
+        reset_offsets = None
+    if not damaged and reset_offsets is not None and current_offsets != reset_offsets:
+        later = [info.reset_id for info in describe_resets(layout) if info.reset_id > reset_id]
+        raise InvalidArgumentError(
+            f"Reset {reset_id} is not in effect: a later reset ({', '.join(later) or 'unknown'}) "
+            "changed where counting starts, and restoring this one would undo that too. "
+            "Undo the later resets first, newest first (see `ufstats reset --list`)."
+        )
     epoch = Epoch(
         reset_id=_new_epoch_id(layout),
         reset_at=now_timestamp(),
