@@ -96,7 +96,7 @@ def test_history_worker_rejected_for_analysis(runner, recorded):
 def test_merge_writes_v1_view(runner, recorded):
     result = runner.invoke(main, ["merge", "--base-path", str(recorded)])
     assert result.exit_code == 0, result.output
-    assert "merged 4 events from 1 shards" in result.output
+    assert "merged 4 events from 1 shard " in result.output
     view = json.loads((recorded / "Stats" / "global_stats.json").read_text(encoding="utf-8"))
     assert list(view) == [
         "total_orders_analyzed", "total_orders_packed", "total_sessions", "by_client",

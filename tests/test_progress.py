@@ -57,7 +57,7 @@ def test_merge_quiet_when_not_terminal(base_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("merged 2001 events from 1 shards")
+    assert lines[0].startswith("merged 2001 events from 1 shard ")
 
 
 def test_merge_json_clean_when_not_terminal(base_path):

@@ -113,4 +113,4 @@ def test_reset_after_first_record(base_path):
     StatsManager(base_path, workstation="PC-1", spool=False).record_analysis("M", "a1", 2)
     result = invoke("reset", "--base-path", str(base_path), "--yes")
     assert result.exit_code == 0, result.output
-    assert ": 1 shards archived in" in result.output
+    assert ": 1 shard archived in" in result.output

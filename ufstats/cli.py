@@ -376,7 +376,8 @@ def reset(base_path: Path, restore_id: str | None, list_only: bool, yes: bool) -
         if not yes:
             click.confirm(f"Reset all statistics in {layout.stats_dir} to zero?", abort=True)
         result = reset_module.reset(layout)
-        click.echo(f"reset {result.reset_id}: {result.shards} shards archived in {result.archive}")
+        noun = "shard" if result.shards == 1 else "shards"
+        click.echo(f"reset {result.reset_id}: {result.shards} {noun} archived in {result.archive}")
         click.echo(f"undo with: ufstats reset --restore {result.reset_id}")
     try:
         run_merge(layout)

@@ -148,6 +148,7 @@ class StatsManager(StatsReader):
             spool=spool,
             spool_dir=Path(spool_dir) if spool_dir is not None else None,
         )
+        self._closed = False
         self._delivery = BackgroundDelivery(self._recorder) if background else None
         if self._delivery is not None:
             self._delivery.notify()  # Deliver what an earlier process left spooled.
@@ -217,6 +218,7 @@ class StatsManager(StatsReader):
 
     def _record(self, kind: str, **fields: Any) -> None:
         """Build an event of this workstation from checked fields and store it."""
+        self._check_open()
         event = Event(
             format=FORMAT_VERSION,
             id=new_event_id(),
@@ -243,10 +245,12 @@ class StatsManager(StatsReader):
         """Deliver records waiting in the local spool; return how many were delivered.
 
         In background mode this waits up to `timeout` seconds for the
-        delivery thread and returns 0. Raises `StatsManagerError` if the
-        shard still cannot be written.
+        delivery thread and returns how many records it delivered meanwhile.
+        Raises `StatsManagerError` if the shard still cannot be written.
         """
+        self._check_open()
         if self._delivery is not None:
+            delivered_before = self._delivery.delivered_records
             self._delivery.notify()
             if not self._delivery.wait_idle(timeout):
                 if self._delivery.conflict is not None:
@@ -255,18 +259,29 @@ class StatsManager(StatsReader):
                     f"Spooled records were not delivered within {timeout} s; "
                     f"they stay in {self._recorder.spool.path}"
                 )
-            return 0
+            return self._delivery.delivered_records - delivered_before
         return self._recorder.flush()
 
     def pending_count(self) -> int:
         """Return how many records of this workstation wait in the local spool."""
         return self._recorder.spool.count()
 
-    def close(self) -> None:
-        """Stop background delivery (after a bounded last attempt) and release the lock file."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop background delivery (after a last attempt of at most `timeout` seconds) and release the lock files.
+
+        Records still spooled stay on the local disk for the next process or
+        `ufstats flush`. Recording after `close()` raises `StatsManagerError`.
+        """
+        self._closed = True
         if self._delivery is not None:
-            self._delivery.stop(timeout=5.0)
+            self._delivery.stop(timeout=timeout)
         self._recorder.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StatsManagerError(
+                f"This StatsManager for {self.base_path} was closed; create a new one to record."
+            )
 
     # Maintenance -----------------------------------------------------------------
 

@@ -46,7 +46,8 @@ class MergeResult:
 
     def summary(self) -> str:
         return (
-            f"merged {self.events} events from {self.shards} shards in {self.seconds:.2f} s "
+            f"merged {self.events} events from {self.shards} shard{'' if self.shards == 1 else 's'} "
+            f"in {self.seconds:.2f} s "
             f"({len(self.damage)} damaged lines, {self.duplicates} duplicates)"
         )
 
@@ -83,8 +84,9 @@ def _check_ownership(layout: Layout, state: StatsState, force: bool) -> str | No
         raise ViewOwnershipError(
             f"{layout.view_file} was written by ufstats merge and changed since, probably by a "
             "v1 tool that still runs on some PC; the records it added exist only there. Bring "
-            f"them in with `ufstats import-legacy \"{layout.view_file}\"` (merge then replaces "
-            "the file), and update that PC to ufstats."
+            f"them in with `ufstats import-legacy \"{layout.view_file}\" --base-path "
+            f"\"{layout.base_path}\"`, adding the --timezone of the first import (merge then "
+            "replaces the file), and update that PC to ufstats."
         )
     if readable and not force and not merged:
         raise ViewOwnershipError(

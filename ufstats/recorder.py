@@ -258,6 +258,8 @@ class BackgroundDelivery:
         # Set while the last delivery failed because another machine writes
         # the shard; retrying cannot fix that, so record calls raise it.
         self.conflict: WorkstationConflictError | None = None
+        # Records this thread moved to the shard so far (for `flush()`).
+        self.delivered_records = 0
         self._thread = threading.Thread(target=self._run, name="ufstats-delivery", daemon=True)
         self._thread.start()
         _exit_handlers.add(self)
@@ -278,7 +280,7 @@ class BackgroundDelivery:
             with self._idle:
                 request = self._requested
             try:
-                self.recorder.flush()
+                self.delivered_records += self.recorder.flush()
                 self.conflict = None
             except (StatsManagerError, OSError) as exc:
                 if isinstance(exc, WorkstationConflictError):
