@@ -445,3 +445,25 @@ def test_unchanged_merged_view_import_rejected(base_path):
     run_merge(layout)
     with pytest.raises(LegacyImportError, match="view that `ufstats merge` wrote last"):
         import_legacy(layout, layout.view_file)
+
+
+def test_changed_view_uses_earlier_timezone(base_path):
+    layout = Layout(base_path)
+    import_legacy(layout, DATA / "global_stats.json", "Europe/Kyiv")
+    run_merge(layout)
+    document = json.loads(layout.view_file.read_text(encoding="utf-8"))
+    # The v1 Shopify tool writes local time without an offset.
+    document["analysis_history"].append(
+        {"timestamp": "2026-12-01T09:30:00", "client_id": "M", "session_id": "v1-naive", "orders_count": 7}
+    )
+    document["total_orders_analyzed"] += 7
+    document["by_client"]["M"]["orders_analyzed"] += 7
+    layout.view_file.write_text(json.dumps(document, indent=4, ensure_ascii=False), encoding="utf-8")
+
+    result = import_legacy(layout, layout.view_file)
+    assert result.analysis_events == 1
+    assert any("Europe/Kyiv" in note for note in result.notes)
+    shard = result.shard.read_bytes().splitlines()
+    imported = json.loads(shard[-1])
+    assert imported["session_id"] == "v1-naive"
+    assert imported["assumed_utc_offset"] == "+02:00"

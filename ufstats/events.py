@@ -54,6 +54,9 @@ class Event(msgspec.Struct, omit_defaults=True, kw_only=True):
     by_client: dict[str, dict[str, int]] | None = None
     source: str | None = None
     source_sha256: str | None = None
+    # Only adjustment events of an import: the --timezone given for naive
+    # timestamps (None: the importing computer's local zone).
+    timezone: str | None = None
 
 
 _encoder = msgspec.json.Encoder()

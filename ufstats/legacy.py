@@ -340,6 +340,22 @@ def resolve_zone(name: str | None) -> tzinfo | None:
         ) from None
 
 
+def earlier_import_zone(layout: Layout) -> str | None:
+    """Return the --timezone that an earlier import of a v1 file used, if any."""
+    for name in layout.shard_names():
+        if not name.startswith("legacy-"):
+            continue
+        try:
+            with open(layout.shards_dir / f"{name}.jsonl", "rb") as handle:
+                first_line = handle.readline()
+            adjustment = decode_line(first_line.rstrip(b"\n"))
+        except (OSError, msgspec.MsgspecError, ValueError):
+            continue
+        if adjustment.type == "adjustment" and adjustment.timezone:
+            return adjustment.timezone
+    return None
+
+
 def import_legacy(
     layout: Layout,
     source: Path,
@@ -351,7 +367,6 @@ def import_legacy(
     `progress` is passed to `build_events`.
     """
     layout.require_base_path()
-    zone = resolve_zone(zone_name)
     document, raw = parse_legacy_file(source)
     digest = hashlib.sha256(raw).hexdigest()
     if digest == read_checkpoint_view_sha(layout):
@@ -359,9 +374,15 @@ def import_legacy(
             f"{source} is the view that `ufstats merge` wrote last: its records are already in "
             "the shards, and importing it would count them twice. Nothing was imported."
         )
+    changed_view = document.get("version") == VIEW_VERSION
+    earlier_zone = earlier_import_zone(layout) if changed_view and zone_name is None else None
+    zone = resolve_zone(zone_name or earlier_zone)
     workstation = f"legacy-{digest[:12]}"
     events, schema, notes = build_events(document, source, workstation, digest, zone, progress)
-    if document.get("version") == VIEW_VERSION:
+    events[0].timezone = zone_name or earlier_zone
+    if earlier_zone is not None:
+        notes.append(f"naive timestamps were read in {earlier_zone}, the --timezone of the earlier import")
+    if changed_view:
         # A view that merge wrote and something changed since: a v1 tool
         # still running on some PC adds its records to it.
         events = keep_new_entries(layout, events, digest)
