@@ -282,6 +282,22 @@ class Aggregate:
         self._daily = value
         self.daily_loader = None
 
+    def carried_counters(self) -> tuple[list[int], dict[str, list[int]]]:
+        """Return the counters that adjustment events added, in total and per client.
+
+        Every analysis or packing record adds to its (day, client) counters
+        and an adjustment does not, so the counters minus the day sums are
+        what imported v1 files carried without records.
+        """
+        totals = list(self.totals)
+        by_client = {client_id: list(counters) for client_id, counters in self.by_client.items()}
+        for (_, client_id), day in self.daily.items():
+            client = by_client[client_id]
+            for index in range(3):
+                totals[index] -= day[index]
+                client[index] -= day[index]
+        return totals, by_client
+
     @property
     def last_updated(self) -> str | None:
         return self.newest[1] if self.newest else None

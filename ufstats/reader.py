@@ -53,16 +53,10 @@ class StatsReader:
         they are in the totals but in no per-day or per-worker number.
         `client_id` limits them to one client.
         """
-        aggregate = self._current_state().aggregate
+        totals, by_client = self._current_state().aggregate.carried_counters()
         if client_id is None:
-            counters = list(aggregate.totals)
-        else:
-            counters = list(aggregate.by_client.get(client_id, (0, 0, 0)))
-        for (_, client), day in aggregate.daily.items():
-            if client_id is None or client == client_id:
-                for index in range(3):
-                    counters[index] -= day[index]
-        return counters
+            return totals
+        return by_client.get(client_id, [0, 0, 0])
 
     def _current_state(self) -> StatsState:
         with self._state_lock:

@@ -134,30 +134,9 @@ class Selection:
         return totals
 
 
-def _carried_counters(state: StatsState) -> tuple[list[int], dict[str, list[int]]]:
-    """Return what adjustment events added: the state's counters minus its records' sums.
-
-    The aggregate keeps only the sum of all adjustments, so the difference is
-    taken here; `ufstats show` adds exactly this difference to the records.
-    """
-    aggregate = state.aggregate
-    totals = list(aggregate.totals)
-    by_client = {client_id: list(counters) for client_id, counters in aggregate.by_client.items()}
-    for history in (aggregate.analysis, aggregate.packing):
-        for item in history.oldest_first():
-            event = item.event
-            client = by_client[event.client_id]  # type: ignore[index]
-            kind = 0 if event.type == "analysis" else 1
-            totals[kind] -= event.orders_count
-            client[kind] -= event.orders_count
-            if kind == 1:
-                totals[2] -= 1
-                client[2] -= 1
-    return totals, {client_id: c for client_id, c in by_client.items() if any(c)}
-
-
 def _apply_carried(selection: Selection, state: StatsState) -> None:
-    totals, by_client = _carried_counters(state)
+    totals, all_clients = state.aggregate.carried_counters()
+    by_client = {client_id: counters for client_id, counters in all_clients.items() if any(counters)}
     record_filter = selection.record_filter
     if record_filter.dated:
         if record_filter.client_id is None:
