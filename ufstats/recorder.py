@@ -103,16 +103,20 @@ class Recorder:
             return b""
         with self.spool_lock:
             pending = self.spool.pending()
-            delivered = self._delivered_before(pending)
-            if delivered:
-                # A process died after appending these lines to the shard and
-                # before removing them from the spool. Appending them again
-                # would only add copies, which readers drop by event id.
+        # The shard is read without the spool lock, so that spooling in
+        # background mode never waits for the file server. Only the holder of
+        # the shard lock removes lines, and spooling only appends.
+        delivered = self._delivered_before(pending)
+        if delivered:
+            # A process died after appending these lines to the shard and
+            # before removing them from the spool. Appending them again
+            # would only add copies, which readers drop by event id.
+            with self.spool_lock:
                 self.spool.remove_delivered(delivered)
-                log.info(
-                    "%d spooled records were already in %s; removed them from the spool",
-                    pending[:delivered].count(b"\n"), self.shard,
-                )
+            log.info(
+                "%d spooled records were already in %s; removed them from the spool",
+                pending[:delivered].count(b"\n"), self.shard,
+            )
         return pending[delivered:]
 
     def _delivered_before(self, pending: bytes) -> int:
