@@ -207,7 +207,7 @@ def test_background_conflict_raised_to_caller(base_path, monkeypatch):
     stats.record_analysis("M", "from-b", 2)
     with pytest.raises(WorkstationConflictError):
         stats.flush(timeout=2)
-    # Later calls are told at once, and store nothing.
+    # Later calls raise at once and store nothing.
     pending = stats.pending_count()
     with pytest.raises(WorkstationConflictError):
         stats.record_analysis("M", "from-b-again", 3)

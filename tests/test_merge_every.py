@@ -111,7 +111,8 @@ def test_merge_every_stops_on_signal(base_path, signum):
     assert len(merged) == 2, "".join(lines) + rest
     assert "1 damaged lines" in merged[0]
     # Each line starts with an ISO 8601 timestamp.
-    assert merged[0][:4].isdigit() and merged[0][10] == "T"
+    assert merged[0][:4].isdigit()
+    assert merged[0][10] == "T"
     assert returncode == 0, rest
     assert f"received {signal.Signals(signum).name}" in rest
     assert "Traceback" not in rest

@@ -107,7 +107,7 @@ def _windows_machine_guid() -> str | None:
         return str(value)
     except (ImportError, OSError):
         # ImportError: no winreg (not Windows); OSError: the value is missing
-        # or unreadable. The machine name stands in for the installation id.
+        # or unreadable. The machine name is used in place of the installation id.
         return None
 
 

@@ -288,7 +288,7 @@ class StatsManager(StatsReader):
     def reset_stats(self) -> None:
         """Reset all statistics to zero; the old shards are archived, not deleted.
 
-        Every reader on every PC sees zeros afterwards. `ufstats reset
+        Every reader on every PC reads zeros afterwards. `ufstats reset
         --restore ID` brings the archived numbers back.
         """
         result = reset(self.layout)

@@ -65,7 +65,7 @@ class ShardScan:
 
     Iterate `blocks()` or `events()`; afterwards `position` and `line` point after the
     last complete line read, `damage` lists skipped lines and
-    `incomplete_tail` tells whether bytes after the last newline remain.
+    `incomplete_tail` is True when bytes after the last newline remain.
     """
 
     path: Path
