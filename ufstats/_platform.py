@@ -18,8 +18,6 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
-import portalocker
-
 from .errors import StatsFolderError
 
 if os.name != "nt":
@@ -225,6 +223,10 @@ def try_lock_exclusive(handle: BinaryIO) -> bool:
     call on every record. Windows goes through portalocker.
     """
     if IS_WINDOWS:
+        # Imported here: importing portalocker takes about 30 ms, which every
+        # merge process and command would pay, while only Windows locks use it.
+        import portalocker
+
         try:
             portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
         except portalocker.exceptions.LockException:
@@ -240,6 +242,8 @@ def try_lock_exclusive(handle: BinaryIO) -> bool:
 def unlock(handle: BinaryIO) -> None:
     """Release a lock taken with `try_lock_exclusive`."""
     if IS_WINDOWS:
+        import portalocker
+
         portalocker.unlock(handle)
     else:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

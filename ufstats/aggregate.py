@@ -32,6 +32,15 @@ _packing_metadata_decoder = msgspec.json.Decoder(_PackingMetadata)
 _event_id = attrgetter("id")
 
 
+def _add_counters(target: dict[Any, list[Any]], key: Any, counters: list[Any]) -> None:
+    current = target.get(key)
+    if current is None:
+        target[key] = list(counters)
+    else:
+        for index, value in enumerate(counters):
+            current[index] += value
+
+
 class Aggregate:
     """Counters and history built from a stream of events."""
 
@@ -250,6 +259,28 @@ class Aggregate:
         analysis.total += counted_analysis
         packing.total += counted_packing
         return duplicates, rejected
+
+    def absorb(self, other: Aggregate) -> None:
+        """Add the counts of an aggregate built from other events, read after this one's.
+
+        Counters add up exactly; session durations are floats, so their sums
+        can differ from one pass over all events in the last bits.
+        """
+        for index in range(3):
+            self.totals[index] += other.totals[index]
+        for key, counters in other.by_client.items():
+            _add_counters(self.by_client, key, counters)
+        for key, counters in other.workers.items():
+            _add_counters(self.workers, key, counters)
+        for key, counters in other.daily.items():
+            _add_counters(self._daily, key, counters)
+        self.analysis.absorb(other.analysis)
+        self.packing.absorb(other.packing)
+        self.events += other.events
+        # On equal instants the earlier event stays the newest, as in one pass.
+        if other.newest is not None and (self.newest is None or other.newest[0] > self.newest[0]):
+            self.newest = other.newest
+        self.imported_sources.update(other.imported_sources)
 
     def _add_adjustment(self, event: Event) -> None:
         for index, name in enumerate(("orders_analyzed", "orders_packed", "sessions")):

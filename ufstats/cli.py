@@ -23,6 +23,7 @@ from .layout import Layout
 from .legacy import import_legacy
 from .manager import StatsManager
 from .merge import run_merge
+from .parallel_scan import default_processes
 from .progress import progress_bar, quiet_option
 from .reader import StatsReader
 from .schedule import IntervalType, run_every
@@ -224,9 +225,22 @@ def history(kind: str, base_path: Path, client: str | None, worker: str | None, 
     help="Merge again every INTERVAL (e.g. 30s, 5m, 1h) until stopped by Ctrl+C or SIGTERM; "
     "one line per merge on stderr.",
 )
+@click.option(
+    "--processes", type=click.IntRange(min=1), default=None,
+    help="Processes that read shards side by side; each gets at least 32 MiB of shards, so small "
+    "folders use one. [default: the number of CPUs, at most 4]",
+)
 @quiet_option
 @json_option
-def merge(base_path: Path, history_limit: int | None, force: bool, interval: int | None, quiet: bool, as_json: bool) -> None:
+def merge(
+    base_path: Path,
+    history_limit: int | None,
+    force: bool,
+    interval: int | None,
+    processes: int | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Combine all shards into Stats/global_stats.json (the v1 view).
 
     Run it on the file server's schedule (see docs/scheduling.md), or keep it
@@ -235,6 +249,8 @@ def merge(base_path: Path, history_limit: int | None, force: bool, interval: int
     layout = layout_for(base_path)
     if history_limit is None:
         history_limit = config.effective_settings(base_path=base_path)["history_limit"].value
+    if processes is None:
+        processes = default_processes()
     if interval is not None:
         if as_json:
             raise click.UsageError("--json cannot be combined with --every; the log lines go to stderr")
@@ -242,12 +258,12 @@ def merge(base_path: Path, history_limit: int | None, force: bool, interval: int
         # line and the loop goes on, so the service works once records come.
         run_every(
             interval,
-            lambda: run_merge(layout, history_limit=history_limit, force=force),
+            lambda: run_merge(layout, history_limit=history_limit, force=force, processes=processes),
             lambda line: click.echo(line, err=True),
         )
         return
     with progress_bar("Reading shards", quiet) as update:
-        result = run_merge(layout, history_limit=history_limit, force=force, progress=update)
+        result = run_merge(layout, history_limit=history_limit, force=force, progress=update, processes=processes)
     if as_json:
         print_json(
             {

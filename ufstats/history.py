@@ -70,6 +70,12 @@ class History:
             del self.items[: len(self.items) - self.limit]
             self.floor = self.items[0]
 
+    def absorb(self, other: History) -> None:
+        """Add the items and count of a history of the same limit built from other events."""
+        self.total += other.total
+        self.items.extend(other.kept_items())
+        self.prune()
+
     def kept_items(self) -> list[ItemTuple]:
         """Return the kept items as tuples, oldest first."""
         if self.loader is not None:

@@ -22,6 +22,7 @@ from .atomic import read_bytes_retrying, write_atomically
 from .checkpoint import CHECKPOINT_HISTORY, read_checkpoint_view_sha, save_checkpoint
 from .errors import ViewOwnershipError
 from .layout import Layout
+from .parallel_scan import scan_shards
 from .shard_reader import Damage, shard_size
 from .state import StatsState, read_epoch
 
@@ -128,11 +129,15 @@ def run_merge(
     history_limit: int = DEFAULT_HISTORY_LIMIT,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    processes: int = 1,
 ) -> MergeResult:
     """Scan every shard, then replace the view and the checkpoint atomically.
 
     `progress`, if given, is called with (bytes read, bytes to read) before
     reading and after each block of complete lines read (about 1 MiB each).
+    With `processes` above 1, shards are read in that many processes when
+    there is enough to read (see `parallel_scan`); the program must then
+    guard its start-up code with `if __name__ == "__main__":`.
 
     Raises:
         StatsFolderError: the base folder or its `Stats/shards` folder is
@@ -141,13 +146,18 @@ def run_merge(
     """
     if history_limit < 0:
         raise ValueError(f"history_limit={history_limit} must be 0 (all) or positive")
+    if processes < 1:
+        raise ValueError(f"processes={processes} must be 1 or more")
     layout.require_base_path()
     # Merge would otherwise create Stats and an empty view in a mistyped folder.
     layout.require_shards_folder("merge")
     started = time.perf_counter()
     kept = 0 if history_limit == 0 else max(history_limit, CHECKPOINT_HISTORY)
     on_chunk = _byte_counter(layout, progress) if progress is not None else None
-    state = StatsState.scan(layout, history_limit=kept or None, on_chunk=on_chunk)
+    if processes > 1:
+        state = scan_shards(layout, kept or None, processes, on_chunk)
+    else:
+        state = StatsState.scan(layout, history_limit=kept or None, on_chunk=on_chunk)
     view = encode_view(state, history_limit)
     layout.stats_dir.mkdir(exist_ok=True)
     backup = _check_ownership(layout, state, force)

@@ -1,0 +1,206 @@
+"""Merge reading shards in several processes counts what one process counts."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from concurrent.futures.process import BrokenProcessPool
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+
+from test_incremental_reads import append, lines, make_event, snapshot
+from ufstats import parallel_scan
+from ufstats.cli import main
+from ufstats.events import encode_line
+from ufstats.layout import Layout
+from ufstats.merge import run_merge
+from ufstats.parallel_scan import scan_shards, split_into_runs
+from ufstats.reset import reset
+from ufstats.state import StatsState
+
+
+@pytest.fixture
+def small_runs(monkeypatch):
+    """Let a few kilobytes of shards fill a run, so tests start processes."""
+    monkeypatch.setattr(parallel_scan, "MIN_BYTES_PER_PROCESS", 1)
+
+
+def comparable(state: StatsState) -> dict:
+    result = snapshot(state)
+    # Float sums of durations may differ in the last bits when added in another order.
+    result["workers"] = {key: [round(value, 6) for value in counters] for key, counters in result["workers"].items()}
+    result["duplicates"] = state.duplicates
+    result["damage"] = [damage.describe() for damage in state.damage]
+    result["positions"] = {name: (p.position, p.line, p.head) for name, p in state.shards.items()}
+    result["events"] = state.aggregate.events
+    result["history_totals"] = (state.aggregate.analysis.total, state.aggregate.packing.total)
+    result["imported_sources"] = state.aggregate.imported_sources
+    result["newest"] = state.aggregate.newest
+    return result
+
+
+def fill_shards(base_path) -> None:
+    for index, name in enumerate(["PC-1", "PC-2", "PC-3", "PC-4"]):
+        append(base_path, name, lines(index * 100, 100, name))
+    # A damaged line and a record delivered twice in one shard.
+    append(base_path, "PC-2", b"{not json\n" + encode_line(make_event(150, "PC-2")))
+    # A timed packing session and the counters of an imported v1 file.
+    append(base_path, "PC-4", encode_line(make_event(999, "PC-4", metadata=msgspec.Raw(b'{"duration_seconds": 12.5}'))))
+    adjustment = make_event(
+        998, "PC-3", type="adjustment", totals={"orders_analyzed": 5}, by_client={"C9": {"sessions": 2}},
+        source_sha256="f" * 64,
+    )
+    append(base_path, "PC-3", encode_line(adjustment))
+
+
+def test_split_keeps_small_folders_in_one_run():
+    sizes = [("a", 1000), ("b", 1000), ("c", 1000)]
+    assert split_into_runs(sizes, 4) == [["a", "b", "c"]]
+
+
+def test_split_cuts_in_name_order(monkeypatch):
+    monkeypatch.setattr(parallel_scan, "MIN_BYTES_PER_PROCESS", 10)
+    sizes = [(name, 100) for name in "abcdefghij"]
+    runs = split_into_runs(sizes, 2)
+    assert runs == [list("abcde"), list("fghij")]
+
+
+def test_split_never_makes_more_runs_than_shards(monkeypatch):
+    monkeypatch.setattr(parallel_scan, "MIN_BYTES_PER_PROCESS", 1)
+    runs = split_into_runs([("a", 5), ("b", 500)], 4)
+    assert runs == [["a"], ["b"]]
+
+
+def test_split_with_no_shards():
+    assert split_into_runs([], 4) == [[]]
+
+
+def test_parallel_scan_equals_one_process(base_path, small_runs, caplog):
+    fill_shards(base_path)
+    layout = Layout(base_path)
+    chunks: list[int] = []
+    with caplog.at_level("INFO", logger="ufstats"):
+        parallel = scan_shards(layout, 50, processes=3, on_chunk=chunks.append)
+    assert "one process" not in caplog.text
+    single = StatsState.scan(layout, 50)
+    assert comparable(parallel) == comparable(single)
+    assert parallel.seen_ids == single.seen_ids
+    assert sum(chunks) == single.bytes_read
+    assert parallel.duplicates == 1
+    assert len(parallel.damage) == 1
+
+
+def test_parallel_scan_starts_at_reset_offsets(base_path, small_runs):
+    fill_shards(base_path)
+    layout = Layout(base_path)
+    reset(layout)
+    append(base_path, "PC-1", lines(500, 7, "PC-1"))
+    append(base_path, "PC-3", lines(600, 9, "PC-3"))
+    parallel = scan_shards(layout, None, processes=2)
+    assert comparable(parallel) == comparable(StatsState.scan(layout, None))
+    assert parallel.aggregate.events == 16
+
+
+def test_event_in_two_runs_is_counted_once(base_path, small_runs, caplog):
+    fill_shards(base_path)
+    # PC-1's first record copied into PC-4, which another process reads.
+    copied = encode_line(make_event(0, "PC-1"))
+    append(base_path, "PC-4", copied)
+    layout = Layout(base_path)
+    with caplog.at_level("INFO", logger="ufstats"):
+        parallel = scan_shards(layout, 50, processes=2)
+    assert comparable(parallel) == comparable(StatsState.scan(layout, 50))
+    assert parallel.duplicates == 2
+    assert "reading all shards in one process" in caplog.text
+
+
+def test_stopped_process_falls_back_to_one(base_path, small_runs, monkeypatch, caplog):
+    fill_shards(base_path)
+
+    class StoppingPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            return False
+
+        def submit(self, *args, **kwargs):
+            raise BrokenProcessPool("a child process terminated abruptly")
+
+    monkeypatch.setattr(parallel_scan, "ProcessPoolExecutor", StoppingPool)
+    layout = Layout(base_path)
+    with caplog.at_level("WARNING", logger="ufstats"):
+        state = scan_shards(layout, 50, processes=2)
+    assert comparable(state) == comparable(StatsState.scan(layout, 50))
+    assert "a merge process stopped unexpectedly" in caplog.text
+
+
+def test_state_pickles_ids_with_newlines():
+    state = StatsState(Layout.for_base_path("/nonexistent"))
+    state.seen_ids = {"a", "b\nc", "d"}
+    assert pickle.loads(pickle.dumps(state)).seen_ids == {"a", "b\nc", "d"}
+    state.seen_ids = {"a", "b"}
+    assert pickle.loads(pickle.dumps(state)).seen_ids == {"a", "b"}
+    state.seen_ids = set()
+    assert pickle.loads(pickle.dumps(state)).seen_ids == set()
+
+
+def test_merge_processes_write_same_view(base_path, small_runs):
+    fill_shards(base_path)
+    layout = Layout(base_path)
+    run_merge(layout, processes=1)
+    single_view = layout.view_file.read_bytes()
+    result = run_merge(layout, processes=2)
+    assert layout.view_file.read_bytes() == single_view
+    assert result.events == 402
+    assert result.shards == 4
+
+
+def test_run_merge_rejects_zero_processes(base_path):
+    with pytest.raises(ValueError, match="processes=0"):
+        run_merge(Layout(base_path), processes=0)
+
+
+def test_cli_merge_processes_option(base_path, small_runs):
+    fill_shards(base_path)
+    result = CliRunner().invoke(main, ["merge", "--base-path", str(base_path), "--processes", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["events"] == 402
+
+
+def test_cli_merge_rejects_zero_processes(base_path):
+    result = CliRunner().invoke(main, ["merge", "--base-path", str(base_path), "--processes", "0"])
+    assert result.exit_code == 2
+    assert "--processes" in result.output
+
+
+def test_default_processes_is_one_when_frozen(monkeypatch):
+    monkeypatch.setattr(parallel_scan.sys, "frozen", True, raising=False)
+    assert parallel_scan.default_processes() == 1
+
+
+def test_merge_process_imports_stay_small():
+    # A merge child process imports parallel_scan only; StatsManager, click
+    # and portalocker would add to the start-up of every such process.
+    code = (
+        "import sys, ufstats.parallel_scan; "
+        "print(sorted(m for m in ('ufstats.manager', 'click', 'portalocker') if m in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
+def test_package_still_exports_manager():
+    import ufstats
+
+    assert ufstats.StatsManager.__name__ == "StatsManager"
+    assert ufstats.StatsReader.__name__ == "StatsReader"
+    with pytest.raises(AttributeError, match="no attribute 'Missing'"):
+        ufstats.Missing  # noqa: B018
