@@ -448,3 +448,42 @@ def test_constructor_numbers_accepted(base_path):
 def test_base_path_rejected(value):
     with pytest.raises(InvalidArgumentError, match="base_path"):
         StatsManager(value, workstation="PC-1")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"duration_seconds": 321.5, "station": "A-1", "late": False, "note": None, "count": 3},
+        {"big": 2**63, "ok": 1},
+        {"small": -(2**63) - 1},
+        {"nan": math.nan},
+        {"inf": -math.inf},
+        {"name": "Київ"},
+        {"Київ": 1},
+        {"text": "bad \ud800 surrogate"},
+        {"nested": {"a": 1}},
+        {"items": [1, 2]},
+        {"flag": True, "enum": uuid.UUID(int=5)},
+    ],
+)
+def test_metadata_plain_path_matches_conversion(metadata):
+    from ufstats.validation import check_metadata
+
+    try:
+        expected = to_json_value(metadata)
+    except InvalidRecordError as exc:
+        with pytest.raises(InvalidRecordError) as raised:
+            check_metadata(metadata)
+        assert str(raised.value) == str(exc)
+        return
+    assert json.dumps(check_metadata(metadata)) == json.dumps(expected)
+
+
+def test_metadata_str_subclass_converted():
+    from ufstats.validation import check_metadata
+
+    class Code(str):
+        pass
+
+    converted = check_metadata({"code": Code("X1")})
+    assert type(converted["code"]) is str

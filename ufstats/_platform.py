@@ -159,14 +159,16 @@ def local_state_dir() -> Path:
     return Path(state_home) / "ufstats"
 
 
+_APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+
+
 def open_for_append(path: Path) -> int:
     """Open `path` for appending bytes, creating it, and return the descriptor.
 
     The file is opened read-write (like mode 'a+b'): some SMB clients fail
     write-only appends with EIO, and the writer also reads the tail.
     """
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
-    return os.open(path, flags, 0o666)
+    return os.open(path, _APPEND_FLAGS, 0o666)
 
 
 def replace_file(source: Path, target: Path, attempts: int = 8, delay: float = 0.05) -> None:

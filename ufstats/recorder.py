@@ -72,6 +72,8 @@ class Recorder:
         # The spool has its own lock, so that spooling (background mode) never
         # waits for a slow shard write. Lock order: shard lock, then spool lock.
         self.spool_lock = LocalLock(self.spool.path, lock_timeout)
+        # The spool's path as text, for the check that every record makes.
+        self._spool_file = os.fspath(self.spool.path)
         self._sleep = sleep
         # The shard's size after this recorder's last append (see append_lines).
         self._known_size: int | None = None
@@ -81,7 +83,8 @@ class Recorder:
     def write(self, line: bytes) -> bool:
         """Store one encoded event; return True if it reached the shard, False if spooled."""
         with self.lock:
-            if self.spool_enabled:
+            # Nearly always there is no spool: one system call instead of a lock and a read.
+            if self.spool_enabled and os.access(self._spool_file, os.F_OK):
                 pending = self._pending()
                 if pending:
                     if not self._try_append(pending):
@@ -98,9 +101,6 @@ class Recorder:
 
         The caller holds the shard lock.
         """
-        # Nearly always there is no spool: one stat instead of a lock and a read.
-        if not os.path.exists(self.spool.path):
-            return b""
         with self.spool_lock:
             pending = self.spool.pending()
         # The shard is read without the spool lock, so that spooling in

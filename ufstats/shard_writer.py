@@ -169,7 +169,9 @@ def append_lines(shard: Path, data: bytes, machine: str | None, known_size: int 
             if not tail.endswith(b"\n"):
                 log.warning("shard %s ended in an incomplete line; closing it before appending", shard)
                 data = b"\n" + data
-        _write_all(fd, data)
+        written = os.write(fd, data)
+        if written < len(data):
+            _write_all(fd, data[written:])
         os.fsync(fd)
         return size + len(data)
     finally:
