@@ -2,8 +2,9 @@
 
 Each subcommand prints one JSON object on stdout:
 
-- `writer`: record `--count` packing sessions once the start file exists,
-  with ufstats or the single-file design; prints its monotonic start and end;
+- `writer`: record `--warmup` packing sessions, then `--count` more once the
+  start file exists, with ufstats, the single-file design or bare system
+  calls; prints the monotonic start and end of the counted ones;
 - `cold-read`: the first `get_global_stats()` (or a history query) of a fresh
   process, timed from the creation of its `StatsManager`;
 - `decode`: read every shard in the blocks that merge reads and decode it
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,14 +41,36 @@ def _wait_for(path: Path, timeout: float) -> None:
         time.sleep(0.001)
 
 
+class BareAppender:
+    """The system calls of a record and nothing else: open, write, fsync and close one line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def record_packing(self, client_id: str, session_id: str, *args: object) -> None:
+        line = f'{{"client_id":"{client_id}","session_id":"{session_id}","padding":"{"x" * 200}"}}\n'.encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def run_writer(args: argparse.Namespace) -> dict:
     if args.design == "ufstats":
         recorder = StatsManager(args.base_path, workstation=args.workstation)
+    elif args.design == "bare":
+        recorder = BareAppender(Path(args.base_path) / f"{args.workstation}.bare")
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from singlefile_baseline import SingleFileStats
 
         recorder = SingleFileStats(Path(args.base_path))
+    for number in range(args.warmup):
+        recorder.record_packing(
+            "CL001", f"{args.workstation}-warmup-{number}", "worker-01", 12, 30, {"duration_seconds": 321.5}
+        )
     Path(args.ready_file).touch()
     _wait_for(Path(args.start_file), START_WAIT_SECONDS)
     started = time.monotonic()
@@ -94,10 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     writer = commands.add_parser("writer")
-    writer.add_argument("--design", choices=["ufstats", "singlefile"], required=True)
+    writer.add_argument("--design", choices=["ufstats", "singlefile", "bare"], required=True)
     writer.add_argument("--base-path", required=True)
     writer.add_argument("--workstation", required=True)
     writer.add_argument("--count", type=int, required=True)
+    writer.add_argument("--warmup", type=int, default=0, help="records made before the start file is awaited")
     writer.add_argument("--ready-file", required=True)
     writer.add_argument("--start-file", required=True)
     cold = commands.add_parser("cold-read")
