@@ -6,6 +6,7 @@ import json
 import pickle
 import subprocess
 import sys
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 
 import msgspec
@@ -118,28 +119,81 @@ def test_event_in_two_runs_is_counted_once(base_path, small_runs, caplog):
     assert "reading all shards in one process" in caplog.text
 
 
+class FakePool:
+    """A process pool whose submit returns what `outcome` makes, without starting processes."""
+
+    def __init__(self, outcome):
+        self.outcome = outcome
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def submit(self, *args, **kwargs):
+        return self.outcome()
+
+
+def failed_future(error: BaseException) -> Future:
+    future = Future()
+    future.set_exception(error)
+    return future
+
+
 def test_stopped_process_falls_back_to_one(base_path, small_runs, monkeypatch, caplog):
     fill_shards(base_path)
-
-    class StoppingPool:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc_info):
-            return False
-
-        def submit(self, *args, **kwargs):
-            raise BrokenProcessPool("a child process terminated abruptly")
-
-    monkeypatch.setattr(parallel_scan, "ProcessPoolExecutor", StoppingPool)
+    pool = FakePool(lambda: failed_future(BrokenProcessPool("a child process terminated abruptly")))
+    monkeypatch.setattr(parallel_scan, "ProcessPoolExecutor", pool)
     layout = Layout(base_path)
     with caplog.at_level("WARNING", logger="ufstats"):
         state = scan_shards(layout, 50, processes=2)
     assert comparable(state) == comparable(StatsState.scan(layout, 50))
     assert "a merge process stopped unexpectedly" in caplog.text
+
+
+def test_refused_process_start_falls_back(base_path, small_runs, monkeypatch, caplog):
+    fill_shards(base_path)
+
+    def refuse():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parallel_scan, "ProcessPoolExecutor", FakePool(refuse))
+    layout = Layout(base_path)
+    with caplog.at_level("WARNING", logger="ufstats"):
+        state = scan_shards(layout, 50, processes=2)
+    assert comparable(state) == comparable(StatsState.scan(layout, 50))
+    assert "cannot start merge processes" in caplog.text
+
+
+def test_missing_shared_memory_falls_back(base_path, small_runs, monkeypatch, caplog):
+    fill_shards(base_path)
+
+    class NoSharedMemory:
+        def Value(self, *args):  # noqa: N802 - the multiprocessing context's name
+            raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(parallel_scan.multiprocessing, "get_context", lambda method: NoSharedMemory())
+    layout = Layout(base_path)
+    with caplog.at_level("WARNING", logger="ufstats"):
+        state = scan_shards(layout, 50, processes=2)
+    assert comparable(state) == comparable(StatsState.scan(layout, 50))
+    assert "Function not implemented" in caplog.text
+
+
+def test_unreadable_shard_raises_as_in_one_process(base_path, small_runs, monkeypatch):
+    fill_shards(base_path)
+    monkeypatch.setattr(parallel_scan, "ProcessPoolExecutor", FakePool(Future))
+
+    def unreadable(self, names, offsets):
+        raise PermissionError(13, "Permission denied", names[0])
+
+    monkeypatch.setattr(StatsState, "read_shards", unreadable)
+    with pytest.raises(PermissionError, match="Permission denied"):
+        scan_shards(Layout(base_path), 50, processes=2)
 
 
 def test_state_pickles_ids_with_newlines():

@@ -57,8 +57,8 @@ def default_processes() -> int:
 def split_into_runs(sizes: list[tuple[str, int]], processes: int) -> list[list[str]]:
     """Cut (name, bytes) pairs into at most `processes` consecutive runs of about equal bytes.
 
-    Every run gets at least `MIN_BYTES_PER_PROCESS` bytes, so small folders
-    stay in one run.
+    There are at most total bytes / `MIN_BYTES_PER_PROCESS` runs, so small
+    folders stay in one run.
     """
     total = sum(size for _, size in sizes)
     count = max(1, min(processes, len(sizes), total // MIN_BYTES_PER_PROCESS))
@@ -110,7 +110,15 @@ def _scan_in_processes(
 ) -> StatsState | None:
     """Read the first run here and the others in child processes; None if they cannot be combined."""
     context = multiprocessing.get_context("spawn")
-    counter = context.Value("q", 0)
+    try:
+        counter = context.Value("q", 0)
+        pool = ProcessPoolExecutor(
+            max_workers=len(runs) - 1, mp_context=context, initializer=_start_child, initargs=(counter,)
+        )
+    except OSError as exc:
+        # For example a system without shared memory for semaphores (/dev/shm).
+        log.warning("cannot start merge processes (%s); reading all shards in one process", exc)
+        return None
     reported = 0
 
     def report_children() -> None:
@@ -127,23 +135,26 @@ def _scan_in_processes(
             on_chunk(size)
             report_children()
 
-    try:
-        with ProcessPoolExecutor(
-            max_workers=len(runs) - 1, mp_context=context, initializer=_start_child, initargs=(counter,)
-        ) as pool:
+    with pool:
+        try:
+            # Submitting starts the processes, which fails with OSError if the system refuses.
             futures = [
                 pool.submit(_scan_run, layout.base_path, run, offsets, epoch_id, history_limit) for run in runs[1:]
             ]
-            state = StatsState(layout, history_limit)
-            state.epoch_id = epoch_id
-            state.on_chunk = on_own_chunk
-            state.read_shards(runs[0], offsets)
-            state.on_chunk = None
+        except (OSError, BrokenProcessPool) as exc:
+            log.warning("cannot start merge processes (%s); reading all shards in one process", exc)
+            return None
+        state = StatsState(layout, history_limit)
+        state.epoch_id = epoch_id
+        state.on_chunk = on_own_chunk
+        state.read_shards(runs[0], offsets)
+        state.on_chunk = None
+        try:
             _wait_reporting(futures, report_children)
             parts = [future.result() for future in futures]
-    except BrokenProcessPool as exc:
-        log.warning("a merge process stopped unexpectedly (%s); reading all shards in one process", exc)
-        return None
+        except BrokenProcessPool as exc:
+            log.warning("a merge process stopped unexpectedly (%s); reading all shards in one process", exc)
+            return None
     report_children()
     for part in parts:
         if not state.absorb(part):
