@@ -6,8 +6,6 @@ import json
 import pickle
 import subprocess
 import sys
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 
 import msgspec
 import pytest
@@ -16,6 +14,7 @@ from click.testing import CliRunner
 from test_incremental_reads import append, lines, make_event, snapshot
 from ufstats import parallel_scan
 from ufstats.cli import main
+from ufstats.errors import InvalidArgumentError
 from ufstats.events import encode_line
 from ufstats.layout import Layout
 from ufstats.merge import run_merge
@@ -109,91 +108,78 @@ def test_parallel_scan_starts_at_reset_offsets(base_path, small_runs):
 def test_event_in_two_runs_is_counted_once(base_path, small_runs, caplog):
     fill_shards(base_path)
     # PC-1's first record copied into PC-4, which another process reads.
-    copied = encode_line(make_event(0, "PC-1"))
-    append(base_path, "PC-4", copied)
+    copied = make_event(0, "PC-1")
+    append(base_path, "PC-4", encode_line(copied))
     layout = Layout(base_path)
-    with caplog.at_level("INFO", logger="ufstats"):
+    with caplog.at_level("WARNING", logger="ufstats"):
         parallel = scan_shards(layout, 50, processes=2)
     assert comparable(parallel) == comparable(StatsState.scan(layout, 50))
     assert parallel.duplicates == 2
-    assert "reading all shards in one process" in caplog.text
+    assert f"event id {copied.id} occurs in shards that different merge processes read" in caplog.text
+    assert "reading shards from PC-3 on in this process" in caplog.text
 
 
-class FakePool:
-    """A process pool whose submit returns what `outcome` makes, without starting processes."""
-
-    def __init__(self, outcome):
-        self.outcome = outcome
-
-    def __call__(self, *args, **kwargs):
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        return False
-
-    def submit(self, *args, **kwargs):
-        return self.outcome()
-
-
-def failed_future(error: BaseException) -> Future:
-    future = Future()
-    future.set_exception(error)
-    return future
-
-
-def test_stopped_process_falls_back_to_one(base_path, small_runs, monkeypatch, caplog):
+def test_failed_child_run_read_here(base_path, small_runs, monkeypatch, caplog):
     fill_shards(base_path)
-    pool = FakePool(lambda: failed_future(BrokenProcessPool("a child process terminated abruptly")))
-    monkeypatch.setattr(parallel_scan, "ProcessPoolExecutor", pool)
+    monkeypatch.setattr(parallel_scan, "_CHILD_CODE", "import sys; sys.stderr.write('disk on fire\\n'); sys.exit(3)")
     layout = Layout(base_path)
     with caplog.at_level("WARNING", logger="ufstats"):
         state = scan_shards(layout, 50, processes=2)
     assert comparable(state) == comparable(StatsState.scan(layout, 50))
-    assert "a merge process stopped unexpectedly" in caplog.text
+    assert "failed (exit status 3: disk on fire)" in caplog.text
 
 
-def test_refused_process_start_falls_back(base_path, small_runs, monkeypatch, caplog):
+def test_unstartable_child_run_read_here(base_path, small_runs, monkeypatch, caplog):
     fill_shards(base_path)
 
-    def refuse():
+    def refuse(*args, **kwargs):
         raise OSError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(parallel_scan, "ProcessPoolExecutor", FakePool(refuse))
+    monkeypatch.setattr(parallel_scan.subprocess, "Popen", refuse)
     layout = Layout(base_path)
     with caplog.at_level("WARNING", logger="ufstats"):
         state = scan_shards(layout, 50, processes=2)
     assert comparable(state) == comparable(StatsState.scan(layout, 50))
-    assert "cannot start merge processes" in caplog.text
+    assert "cannot start it: [Errno 11] Resource temporarily unavailable" in caplog.text
 
 
-def test_missing_shared_memory_falls_back(base_path, small_runs, monkeypatch, caplog):
+def test_frozen_app_starts_no_child(base_path, small_runs, monkeypatch):
     fill_shards(base_path)
+    monkeypatch.setattr(parallel_scan.sys, "frozen", True, raising=False)
 
-    class NoSharedMemory:
-        def Value(self, *args):  # noqa: N802 - the multiprocessing context's name
-            raise OSError(38, "Function not implemented")
+    def no_child(*args, **kwargs):
+        raise AssertionError("a frozen application must not start child processes")
 
-    monkeypatch.setattr(parallel_scan.multiprocessing, "get_context", lambda method: NoSharedMemory())
+    monkeypatch.setattr(parallel_scan, "_ChildScan", no_child)
     layout = Layout(base_path)
-    with caplog.at_level("WARNING", logger="ufstats"):
-        state = scan_shards(layout, 50, processes=2)
+    state = scan_shards(layout, 50, processes=2)
     assert comparable(state) == comparable(StatsState.scan(layout, 50))
-    assert "Function not implemented" in caplog.text
 
 
-def test_unreadable_shard_raises_as_in_one_process(base_path, small_runs, monkeypatch):
+def test_unguarded_script_runs_once(base_path, tmp_path):
     fill_shards(base_path)
-    monkeypatch.setattr(parallel_scan, "ProcessPoolExecutor", FakePool(Future))
-
-    def unreadable(self, names, offsets):
-        raise PermissionError(13, "Permission denied", names[0])
-
-    monkeypatch.setattr(StatsState, "read_shards", unreadable)
-    with pytest.raises(PermissionError, match="Permission denied"):
-        scan_shards(Layout(base_path), 50, processes=2)
+    script = tmp_path / "record_then_merge.py"
+    script.write_text(
+        "import sys\n"
+        "from ufstats import StatsManager, parallel_scan\n"
+        "from ufstats.layout import Layout\n"
+        "from ufstats.merge import run_merge\n"
+        "parallel_scan.MIN_BYTES_PER_PROCESS = 1\n"
+        "base = sys.argv[1]\n"
+        "manager = StatsManager(base, workstation='PC-9')\n"
+        "manager.record_packing('C1', 'script-session', 'w1', 2, 3)\n"
+        "manager.close()\n"
+        "print('recorded')\n"
+        "print(run_merge(Layout.for_base_path(base), processes=2).events)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, str(script), str(base_path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["recorded", "403"]
+    assert completed.stderr == ""
+    shard = Layout(base_path).shards_dir / "PC-9.jsonl"
+    assert len(shard.read_bytes().splitlines()) == 1
 
 
 def test_state_pickles_ids_with_newlines():
@@ -217,9 +203,15 @@ def test_merge_processes_write_same_view(base_path, small_runs):
     assert result.shards == 4
 
 
-def test_run_merge_rejects_zero_processes(base_path):
-    with pytest.raises(ValueError, match="processes=0"):
-        run_merge(Layout(base_path), processes=0)
+@pytest.mark.parametrize("processes", [0, -1, "2", 2.5, True])
+def test_run_merge_rejects_bad_processes(base_path, processes):
+    with pytest.raises(InvalidArgumentError, match=f"Invalid processes={processes!r}: give a whole number"):
+        run_merge(Layout(base_path), processes=processes)
+
+
+def test_run_merge_none_means_default(base_path, small_runs):
+    fill_shards(base_path)
+    assert run_merge(Layout(base_path), processes=None).events == 402
 
 
 def test_cli_merge_processes_option(base_path, small_runs):
@@ -229,10 +221,14 @@ def test_cli_merge_processes_option(base_path, small_runs):
     assert json.loads(result.output)["events"] == 402
 
 
-def test_cli_merge_rejects_zero_processes(base_path):
-    result = CliRunner().invoke(main, ["merge", "--base-path", str(base_path), "--processes", "0"])
+@pytest.mark.parametrize(
+    "value, message",
+    [("0", "0 is less than 1; give 1 or more processes"), ("abc", "'abc' is not a valid integer")],
+)
+def test_cli_merge_rejects_bad_processes(base_path, value, message):
+    result = CliRunner().invoke(main, ["merge", "--base-path", str(base_path), "--processes", value])
     assert result.exit_code == 2
-    assert "--processes" in result.output
+    assert f"Invalid value for '--processes': {message}" in result.output
 
 
 def test_default_processes_is_one_when_frozen(monkeypatch):

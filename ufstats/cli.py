@@ -212,6 +212,12 @@ def history(kind: str, base_path: Path, client: str | None, worker: str | None, 
         print_table(["timestamp", "client", "session", "worker", "orders", "items"], rows)
 
 
+def _check_processes(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise click.BadParameter(f"{value} is less than 1; give 1 or more processes")
+    return value
+
+
 @main.command()
 @base_path_option
 @click.option(
@@ -226,9 +232,9 @@ def history(kind: str, base_path: Path, client: str | None, worker: str | None, 
     "one line per merge on stderr.",
 )
 @click.option(
-    "--processes", type=click.IntRange(min=1), default=None,
-    help="Processes that read shards side by side; each gets at least 32 MiB of shards, so small "
-    "folders use one. [default: the number of CPUs, at most 4]",
+    "--processes", type=int, default=None, callback=_check_processes, metavar="N",
+    help="Processes that read shards side by side. Whole shards are shared out, about 32 MiB or more "
+    "each, so small folders use one. [default: the number of CPUs, at most 4]",
 )
 @quiet_option
 @json_option
@@ -403,6 +409,7 @@ def demo(folder: Path | None, workstations: int, sessions: int, seed: int) -> No
     click.echo("")
     click.echo(f"All {workstations * sessions * 2} records counted exactly once.")
     click.echo(f"Try: ufstats history packing --base-path {folder} --limit 5")
+    click.echo(f"The demo folder is kept; delete {folder} when you are done with it.")
 
 
 # Commands defined in other modules; imported here because they use the helpers above.

@@ -20,9 +20,9 @@ import msgspec
 
 from .atomic import read_bytes_retrying, write_atomically
 from .checkpoint import CHECKPOINT_HISTORY, read_checkpoint_view_sha, save_checkpoint
-from .errors import ViewOwnershipError
+from .errors import InvalidArgumentError, ViewOwnershipError
 from .layout import Layout
-from .parallel_scan import scan_shards
+from .parallel_scan import default_processes, scan_shards
 from .shard_reader import Damage, shard_size
 from .state import StatsState, read_epoch
 
@@ -129,25 +129,31 @@ def run_merge(
     history_limit: int = DEFAULT_HISTORY_LIMIT,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
-    processes: int = 1,
+    processes: int | None = 1,
 ) -> MergeResult:
     """Scan every shard, then replace the view and the checkpoint atomically.
 
     `progress`, if given, is called with (bytes read, bytes to read) before
     reading and after each block of complete lines read (about 1 MiB each).
-    With `processes` above 1, shards are read in that many processes when
-    there is enough to read (see `parallel_scan`); the program must then
-    guard its start-up code with `if __name__ == "__main__":`.
+    With `processes` above 1, or None for one per CPU (at most 4), shards
+    are read in up to that many processes when there is enough to read (see
+    `parallel_scan`).
 
     Raises:
         StatsFolderError: the base folder or its `Stats/shards` folder is
             missing or unreachable; nothing is created then.
         ViewOwnershipError: the view was not written by merge (see `force`).
+        InvalidArgumentError: `history_limit` or `processes` is invalid.
     """
     if history_limit < 0:
-        raise ValueError(f"history_limit={history_limit} must be 0 (all) or positive")
-    if processes < 1:
-        raise ValueError(f"processes={processes} must be 1 or more")
+        raise InvalidArgumentError(f"Invalid history_limit={history_limit}: must be 0 (all) or positive")
+    if processes is None:
+        processes = default_processes()
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise InvalidArgumentError(
+            f"Invalid processes={processes!r}: give a whole number of 1 or more, or None for "
+            "one per CPU (at most 4)"
+        )
     layout.require_base_path()
     # Merge would otherwise create Stats and an empty view in a mistyped folder.
     layout.require_shards_folder("merge")

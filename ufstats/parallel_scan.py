@@ -3,29 +3,35 @@
 The shards, in name order, are cut into consecutive runs of about equal size.
 Each run is read into its own `StatsState`: the first by this process, the
 others by child processes. Their states are then added to the first in
-order, which gives what one pass over the shards in name order gives, with
-two exceptions. Session durations are float sums added in another order, so
-they can differ in the last bits. An event id read in two runs (a shard
-copied under another name) cannot be counted once this way, so then all
-shards are read again in this process.
+order, which gives what one pass over the shards in name order gives. The
+one exception is session durations: they are float sums added in another
+order, so they can differ in the last bits.
 
-Child processes are started with the "spawn" method on every platform: it is
-the only one Windows has, and it never copies locks or threads of the parent.
-A program that calls this must therefore be importable without side effects
-(the usual `if __name__ == "__main__":` guard), and it is never used in a
-frozen application, where spawning would start that application again.
+An event id read by two processes (a shard copied under another name) cannot
+be counted once by adding states. From the first run where that happens,
+this process reads the remaining runs itself, and does the same when a child
+process fails. Either way the result equals one pass.
+
+A child is a new interpreter (`sys.executable -c _CHILD_CODE`) that reads
+its job from stdin, including this process's `sys.path` so that it imports
+the same ufstats, and writes progress and its pickled state to stdout. It
+never imports the caller's main module, so callers need no `if __name__ ==
+"__main__":` guard. In a frozen application `sys.executable` is the
+application itself, so no child is started there.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import pickle
+import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from .layout import Layout
 from .shard_reader import shard_size
@@ -42,23 +48,35 @@ MIN_BYTES_PER_PROCESS = 32 * 1024 * 1024
 MAX_DEFAULT_PROCESSES = 4
 # How often the parent reports the children's progress while it waits.
 _PROGRESS_SECONDS = 0.1
-
-# In a child process: the shared count of bytes read, for the parent's progress display.
-_bytes_read_counter = None
+# Frames that a child writes to stdout: a tag byte and an 8-byte big-endian number.
+_PROGRESS_FRAME = b"P"  # the number is the size of a block just read
+_RESULT_FRAME = b"R"  # the number is the length of the pickled state that follows
+# Code that a child process runs. It unpickles the job before it imports
+# ufstats, so the job holds only built-in types.
+_CHILD_CODE = (
+    "import pickle, sys; job = pickle.load(sys.stdin.buffer); sys.path[:] = job['path']; "
+    "from ufstats.parallel_scan import run_child; run_child(job)"
+)
 
 
 def default_processes() -> int:
     """Return the number of processes merge uses when the caller sets none."""
-    if getattr(sys, "frozen", False):
+    if not can_start_processes():
         return 1
     return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_PROCESSES))
+
+
+def can_start_processes() -> bool:
+    """Return False where `sys.executable` cannot run this module (a frozen or embedded Python)."""
+    return not getattr(sys, "frozen", False) and bool(sys.executable)
 
 
 def split_into_runs(sizes: list[tuple[str, int]], processes: int) -> list[list[str]]:
     """Cut (name, bytes) pairs into at most `processes` consecutive runs of about equal bytes.
 
     There are at most total bytes / `MIN_BYTES_PER_PROCESS` runs, so small
-    folders stay in one run.
+    folders stay in one run. A shard is never split, so one large shard is
+    read by one process.
     """
     total = sum(size for _, size in sizes)
     count = max(1, min(processes, len(sizes), total // MIN_BYTES_PER_PROCESS))
@@ -85,6 +103,9 @@ def scan_shards(
     last bits of float duration sums. `on_chunk` gets the sizes of the
     blocks that all processes read, in this process.
     """
+    if processes > 1 and not can_start_processes():
+        log.info("merge reads in one process: this Python (%s) cannot start child processes", sys.executable)
+        processes = 1
     epoch = read_epoch(layout)
     offsets = epoch.start_offsets if epoch else {}
     names = layout.shard_names()
@@ -94,39 +115,31 @@ def scan_shards(
     runs = split_into_runs(sizes, processes)
     if len(runs) < 2:
         return StatsState.scan(layout, history_limit, on_chunk)
-    state = _scan_in_processes(layout, history_limit, epoch.reset_id if epoch else None, offsets, runs, on_chunk)
-    if state is None:
-        return StatsState.scan(layout, history_limit, on_chunk)
+    state = StatsState(layout, history_limit)
+    state.epoch_id = epoch.reset_id if epoch else None
+    children = [_ChildScan(layout, run, offsets, state.epoch_id, history_limit) for run in runs[1:]]
+    try:
+        _read_runs(state, runs, offsets, children, on_chunk)
+    finally:
+        for child in children:
+            child.stop()
     return state
 
 
-def _scan_in_processes(
-    layout: Layout,
-    history_limit: int | None,
-    epoch_id: str | None,
-    offsets: dict[str, int],
+def _read_runs(
+    state: StatsState,
     runs: list[list[str]],
+    offsets: dict[str, int],
+    children: list[_ChildScan],
     on_chunk: Callable[[int], None] | None,
-) -> StatsState | None:
-    """Read the first run here and the others in child processes; None if they cannot be combined."""
-    context = multiprocessing.get_context("spawn")
-    try:
-        counter = context.Value("q", 0)
-        pool = ProcessPoolExecutor(
-            max_workers=len(runs) - 1, mp_context=context, initializer=_start_child, initargs=(counter,)
-        )
-    except OSError as exc:
-        # For example a system without shared memory for semaphores (/dev/shm).
-        log.warning("cannot start merge processes (%s); reading all shards in one process", exc)
-        return None
+) -> None:
+    """Read the first run into `state`, then add the children's runs in order."""
     reported = 0
 
     def report_children() -> None:
         nonlocal reported
-        if on_chunk is None:
-            return
-        done = counter.value
-        if done > reported:
+        done = sum(child.bytes_read for child in children)
+        if on_chunk is not None and done > reported:
             on_chunk(done - reported)
             reported = done
 
@@ -135,60 +148,139 @@ def _scan_in_processes(
             on_chunk(size)
             report_children()
 
-    with pool:
-        try:
-            # Submitting starts the processes, which fails with OSError if the system refuses.
-            futures = [
-                pool.submit(_scan_run, layout.base_path, run, offsets, epoch_id, history_limit) for run in runs[1:]
-            ]
-        except (OSError, BrokenProcessPool) as exc:
-            log.warning("cannot start merge processes (%s); reading all shards in one process", exc)
-            return None
-        state = StatsState(layout, history_limit)
-        state.epoch_id = epoch_id
-        state.on_chunk = on_own_chunk
-        state.read_shards(runs[0], offsets)
-        state.on_chunk = None
-        try:
-            _wait_reporting(futures, report_children)
-            parts = [future.result() for future in futures]
-        except BrokenProcessPool as exc:
-            log.warning("a merge process stopped unexpectedly (%s); reading all shards in one process", exc)
-            return None
-    report_children()
-    for part in parts:
-        if not state.absorb(part):
-            log.info("an event id occurs in shards that different processes read; reading all shards in one process")
-            return None
-    return state
-
-
-def _wait_reporting(futures: list[Future[StatsState]], report: Callable[[], None]) -> None:
-    pending = set(futures)
-    while pending:
-        _, pending = wait(pending, timeout=_PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
-        report()
-
-
-def _start_child(counter: object) -> None:
-    global _bytes_read_counter
-    _bytes_read_counter = counter
-
-
-def _count_bytes(size: int) -> None:
-    counter = _bytes_read_counter
-    if counter is not None:
-        with counter.get_lock():  # type: ignore[attr-defined]
-            counter.value += size  # type: ignore[attr-defined]
-
-
-def _scan_run(
-    base_path: Path, names: list[str], offsets: dict[str, int], epoch_id: str | None, history_limit: int | None
-) -> StatsState:
-    """Read one run of shards in a child process."""
-    state = StatsState(Layout(base_path), history_limit)
-    state.epoch_id = epoch_id
-    state.on_chunk = _count_bytes
-    state.read_shards(names, offsets)
+    state.on_chunk = on_own_chunk
+    state.read_shards(runs[0], offsets)
+    for index, child in enumerate(children):
+        while not child.wait(_PROGRESS_SECONDS):
+            report_children()
+        report_children()
+        part = child.result()
+        if part is None:
+            log.warning(
+                "merge process for shards %s to %s failed (%s); reading them in this process",
+                runs[index + 1][0], runs[index + 1][-1], child.failure,
+            )
+        elif not state.absorb(part):
+            shared = min(state.seen_ids & part.seen_ids)
+            log.warning(
+                "event id %s occurs in shards that different merge processes read (a shard copied under "
+                "another name?); reading shards from %s on in this process. `ufstats check` lists "
+                "duplicate ids.", shared, runs[index + 1][0],
+            )
+        else:
+            continue
+        for child_left in children[index:]:
+            child_left.stop()
+        for run in runs[index + 1 :]:
+            state.read_shards(run, offsets)
+        break
     state.on_chunk = None
-    return state
+
+
+class _ChildScan:
+    """A child process that reads one run of shards, and a thread that collects its output."""
+
+    def __init__(
+        self, layout: Layout, names: list[str], offsets: dict[str, int], epoch_id: str | None, history_limit: int | None
+    ) -> None:
+        self.bytes_read = 0
+        self.failure: str | None = None
+        self._result: bytes | None = None
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+
+        job = {
+            "path": list(sys.path),
+            "base_path": str(layout.base_path),
+            "names": names,
+            "offsets": offsets,
+            "epoch_id": epoch_id,
+            "history_limit": history_limit,
+        }
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD_CODE],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
+            )
+        except OSError as exc:
+            self.failure = f"cannot start it: {exc}"
+            return
+
+        assert self._process.stdin is not None and self._process.stdout is not None
+        try:
+            self._process.stdin.write(pickle.dumps(job))
+            self._process.stdin.close()
+        except OSError:
+            pass  # The child ended before reading its job; `result` reports its exit status.
+
+        self._reader = threading.Thread(target=self._collect, args=(self._process.stdout,), daemon=True)
+        self._reader.start()
+
+    def _collect(self, stream: BinaryIO) -> None:
+        """Read the child's frames until it closes stdout (runs in the reader thread)."""
+        while True:
+            header = stream.read(9)
+            if len(header) < 9:
+                return
+            number = int.from_bytes(header[1:], "big")
+            if header[:1] == _PROGRESS_FRAME:
+                self.bytes_read += number
+            elif header[:1] == _RESULT_FRAME:
+                self._result = stream.read(number)
+                return
+            else:
+                return
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the child's output to end; return True once it has."""
+        if self._reader is None:
+            return True
+        self._reader.join(timeout)
+        return not self._reader.is_alive()
+
+    def result(self) -> StatsState | None:
+        """Return the child's state, or None (with `failure` set) if it failed."""
+        if self._process is None:
+            return None
+        code = self._process.wait()
+        if code != 0 or self._result is None:
+            self._errors.seek(0)
+            lines = self._errors.read().decode("utf-8", errors="replace").strip().splitlines()
+            self.failure = f"exit status {code}" + (f": {lines[-1]}" if lines else "")
+            return None
+        return pickle.loads(self._result)
+
+    def stop(self) -> None:
+        """End the child if it still runs, and release its pipes and files."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+            assert self._process.stdout is not None
+            self._process.stdout.close()
+        if self._reader is not None:
+            self._reader.join()
+        self._errors.close()
+
+
+def run_child(job: dict[str, Any]) -> None:
+    """Read the run of shards that `job` names; write progress and the state to stdout.
+
+    This runs in a child process started by `scan_shards`.
+    """
+    output = sys.stdout.buffer
+
+    def report(size: int) -> None:
+        output.write(_PROGRESS_FRAME + size.to_bytes(8, "big"))
+        output.flush()
+
+    state = StatsState(Layout(Path(job["base_path"])), job["history_limit"])
+    state.epoch_id = job["epoch_id"]
+    state.on_chunk = report
+    state.read_shards(job["names"], job["offsets"])
+    state.on_chunk = None
+    data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    output.write(_RESULT_FRAME + len(data).to_bytes(8, "big"))
+    output.write(data)
+    output.flush()

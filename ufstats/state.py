@@ -214,17 +214,15 @@ class StatsState:
     def absorb(self, other: StatsState) -> bool:
         """Add a state that read other shards, as if they were read after this state's shards.
 
-        Returns False if an event id was counted in both states. Only a scan
-        of all shards in one state counts such an id once. This state's seen
-        ids then include the other's, so the caller must discard it.
+        Returns False, and changes nothing, if an event id was counted in
+        both states. Only reading the other's shards into this state counts
+        such an id once.
         """
-        # One pass: the other's ids are distinct, so the set grows by all of them unless one was here.
-        expected = len(self.seen_ids) + len(other.seen_ids)
-        self.seen_ids.update(other.seen_ids)
-        if len(self.seen_ids) != expected:
+        if not self.seen_ids.isdisjoint(other.seen_ids):
             return False
         self.aggregate.absorb(other.aggregate)
         self.shards.update(other.shards)
+        self.seen_ids.update(other.seen_ids)
         self.duplicates += other.duplicates
         self.damage.extend(other.damage)
         self.bytes_read += other.bytes_read
