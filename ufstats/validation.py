@@ -11,6 +11,9 @@ Metadata conversion rules (documented in the README):
 - numpy and pandas scalars: the matching Python ``int``, ``float`` or ``bool``;
 - numpy arrays, tuples and sets: lists (sets sorted when possible);
 - NaN, positive and negative infinity, ``None``, pandas ``NA`` and ``NaT``: ``null``;
+- dict keys that are numbers, booleans or ``None``: the strings that
+  ``json.dump`` writes for them (``1`` to ``"1"``, ``True`` to ``"true"``), as
+  v1 stored them; two keys that become one string are rejected;
 - integers outside the signed 64-bit range: `InvalidRecordError`, because
   Parquet, DuckDB and spreadsheets cannot hold them;
 - anything else that JSON cannot hold: `InvalidRecordError`.
@@ -120,12 +123,12 @@ def to_json_value(value: Any, path: str = "metadata", depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         result = {}
         for key, item in value.items():
-            if not isinstance(key, str):
+            text = _key_text(key, path)
+            if text in result:
                 raise InvalidRecordError(
-                    f"{path} key", key, f"metadata keys must be strings, not {type(key).__name__}"
+                    f"{path} key", key, f"becomes {text!r} in JSON, which is another key too; rename one of them"
                 )
-            _check_encodable(f"{path} key", key)
-            result[str(key)] = to_json_value(item, f"{path}[{key!r}]", depth + 1)
+            result[text] = to_json_value(item, f"{path}[{key!r}]", depth + 1)
         return result
     if isinstance(value, (list, tuple)):
         return [to_json_value(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
@@ -147,6 +150,27 @@ def to_json_value(value: Any, path: str = "metadata", depth: int = 0) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return _convert_library_scalar(value, path, depth)
+
+
+def _key_text(key: object, path: str) -> str:
+    """Return a metadata key as the string that `json.dump` (and so v1) writes for it."""
+    if isinstance(key, str):
+        _check_encodable(f"{path} key", key)
+        return str(key)
+    if key is None or isinstance(key, bool):
+        return {None: "null", True: "true", False: "false"}[key]
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        if math.isnan(key):
+            return "NaN"
+        if math.isinf(key):
+            return "Infinity" if key > 0 else "-Infinity"
+        return float.__repr__(key)
+    raise InvalidRecordError(
+        f"{path} key", key,
+        f"metadata keys must be strings, numbers, booleans or None, not {type(key).__name__}",
+    )
 
 
 def _check_encodable(path: str, text: str) -> None:
