@@ -109,7 +109,7 @@ def test_merge_every_stops_on_signal(base_path, signum):
     returncode, rest = stop(process, signum)
     merged = [line for line in lines if "merged 1 events from 1 shards" in line]
     assert len(merged) == 2, "".join(lines) + rest
-    assert "1 damaged lines" in merged[0]
+    assert "1 damaged lines, 0 duplicates" in merged[0]
     # Each line starts with an ISO 8601 timestamp.
     assert merged[0][:4].isdigit()
     assert merged[0][10] == "T"

@@ -147,7 +147,7 @@ def run_every(
 def _round_line(result: MergeResult) -> str:
     line = (
         f"merged {result.events} events from {result.shards} shards in {result.seconds:.2f} s, "
-        f"{len(result.damage)} damaged lines"
+        f"{len(result.damage)} damaged lines, {result.duplicates} duplicates"
     )
     if result.backup:
         line += f", kept the previous view as {result.backup}"
