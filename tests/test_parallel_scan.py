@@ -126,7 +126,7 @@ def test_failed_child_run_read_here(base_path, small_runs, monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="ufstats"):
         state = scan_shards(layout, 50, processes=2)
     assert comparable(state) == comparable(StatsState.scan(layout, 50))
-    assert "failed (exit status 3: disk on fire)" in caplog.text
+    assert "failed (exit status 3: disk on fire); reading shards from PC-3 on in this process" in caplog.text
 
 
 def test_unstartable_child_run_read_here(base_path, small_runs, monkeypatch, caplog):

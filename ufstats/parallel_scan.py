@@ -157,8 +157,8 @@ def _read_runs(
         part = child.result()
         if part is None:
             log.warning(
-                "merge process for shards %s to %s failed (%s); reading them in this process",
-                runs[index + 1][0], runs[index + 1][-1], child.failure,
+                "merge process for shards %s to %s failed (%s); reading shards from %s on in this process",
+                runs[index + 1][0], runs[index + 1][-1], child.failure, runs[index + 1][0],
             )
         elif not state.absorb(part):
             shared = min(state.seen_ids & part.seen_ids)
