@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -13,6 +15,7 @@ from click.testing import CliRunner
 
 from test_incremental_reads import append, lines, make_event, snapshot
 from ufstats import parallel_scan
+from ufstats import state as state_module
 from ufstats.cli import main
 from ufstats.errors import InvalidArgumentError
 from ufstats.events import encode_line
@@ -254,3 +257,91 @@ def test_package_still_exports_manager():
     assert ufstats.StatsReader.__name__ == "StatsReader"
     with pytest.raises(AttributeError, match="no attribute 'Missing'"):
         ufstats.Missing  # noqa: B018
+
+
+def child_code_with(prefix: str = "", suffix: str = "") -> str:
+    return prefix + parallel_scan._CHILD_CODE + suffix
+
+
+def test_output_before_marker_skipped(base_path, small_runs, monkeypatch, caplog):
+    fill_shards(base_path)
+    # A site hook that prints at start-up, beginning with a letter that is also a frame tag.
+    code = child_code_with(prefix="import sys; sys.stdout.write('Ready: hooks loaded\\n'); sys.stdout.flush(); ")
+    monkeypatch.setattr(parallel_scan, "_CHILD_CODE", code)
+    layout = Layout(base_path)
+    with caplog.at_level("INFO", logger="ufstats"):
+        state = scan_shards(layout, 50, processes=2)
+    assert comparable(state) == comparable(StatsState.scan(layout, 50))
+    assert "in this process" not in caplog.text
+
+
+def test_output_after_result_rejected(base_path, small_runs, monkeypatch, caplog):
+    fill_shards(base_path)
+    code = child_code_with(suffix="; sys.stdout.buffer.write(b'bye'); sys.stdout.flush()")
+    monkeypatch.setattr(parallel_scan, "_CHILD_CODE", code)
+    layout = Layout(base_path)
+    with caplog.at_level("WARNING", logger="ufstats"):
+        state = scan_shards(layout, 50, processes=2)
+    assert comparable(state) == comparable(StatsState.scan(layout, 50))
+    assert "failed (unexpected output after its result)" in caplog.text
+
+
+def test_working_folder_modules_not_imported(base_path, small_runs, tmp_path, monkeypatch, caplog):
+    fill_shards(base_path)
+    folder = tmp_path / "working"
+    folder.mkdir()
+    for module in ("struct", "signal", "pickle", "ufstats"):
+        (folder / f"{module}.py").write_text(f"raise ImportError('{module}.py of the working folder was imported')\n")
+    monkeypatch.chdir(folder)
+    layout = Layout(base_path)
+    with caplog.at_level("WARNING", logger="ufstats"):
+        state = scan_shards(layout, 50, processes=2)
+    assert comparable(state) == comparable(StatsState.scan(layout, 50))
+    assert "working folder" not in caplog.text
+
+
+def test_embedded_python_starts_no_child(base_path, small_runs, monkeypatch):
+    fill_shards(base_path)
+    monkeypatch.setattr(parallel_scan.sys, "executable", "/opt/warehouse/packing-tool")
+    assert not parallel_scan.can_start_processes()
+    assert parallel_scan.default_processes() == 1
+
+    def no_child(*args, **kwargs):
+        raise AssertionError("an embedding application must not be started as a child process")
+
+    monkeypatch.setattr(parallel_scan, "_ChildScan", no_child)
+    layout = Layout(base_path)
+    assert comparable(scan_shards(layout, 50, processes=2)) == comparable(StatsState.scan(layout, 50))
+
+
+@pytest.mark.skipif(os.name == "nt", reason="os.kill with SIGINT ends the process on Windows")
+def test_child_ignores_interrupts():
+    # The child's first statements, then it signals itself as a terminal or service manager would.
+    setup = parallel_scan._CHILD_CODE.split("import pickle")[0]
+    code = setup + "import os; os.kill(os.getpid(), signal.SIGINT); os.kill(os.getpid(), signal.SIGTERM); print('alive')"
+    completed = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "alive"
+
+
+def vanishing_shard(monkeypatch, name: str) -> None:
+    """Make the first head digest of shard `name` find the file gone, as if it was moved mid-read."""
+    original = state_module.head_digest
+
+    def digest(path, length):
+        if Path(path).stem == name and Path(path).exists():
+            Path(path).unlink()
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return original(path, length)
+
+    monkeypatch.setattr(state_module, "head_digest", digest)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_shard_gone_during_merge(base_path, small_runs, monkeypatch, processes):
+    fill_shards(base_path)
+    vanishing_shard(monkeypatch, "PC-2")
+    result = run_merge(Layout(base_path), processes=processes)
+    assert not (Layout(base_path).shards_dir / "PC-2.jsonl").exists()
+    assert result.shards == 3
+    assert comparable(StatsState.scan(Layout(base_path), 1000))["events"] == result.events

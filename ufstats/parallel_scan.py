@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 from .layout import Layout
 from .shard_reader import shard_size
-from .state import StatsState, read_epoch
+from .state import Rebuild, StatsState, read_epoch
 
 log = logging.getLogger("ufstats")
 
@@ -48,12 +48,19 @@ MIN_BYTES_PER_PROCESS = 32 * 1024 * 1024
 MAX_DEFAULT_PROCESSES = 4
 # How often the parent reports the children's progress while it waits.
 _PROGRESS_SECONDS = 0.1
-# Frames that a child writes to stdout: a tag byte and an 8-byte big-endian number.
+# A child writes to stdout the job's random marker, then frames: a tag byte
+# and an 8-byte big-endian number. Bytes before the marker (a site hook that
+# prints at start-up, say) are skipped.
 _PROGRESS_FRAME = b"P"  # the number is the size of a block just read
 _RESULT_FRAME = b"R"  # the number is the length of the pickled state that follows
-# Code that a child process runs. It unpickles the job before it imports
+_READ_BYTES = 64 * 1024
+# Code that a child process runs, with -I so that nothing from the working
+# folder or PYTHON* variables is imported. It ignores SIGINT and SIGTERM, which
+# a terminal or service manager sends to the whole process group: the parent
+# stops its children itself. It unpickles the job before it imports
 # ufstats, so the job holds only built-in types.
 _CHILD_CODE = (
+    "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN); "
     "import pickle, sys; job = pickle.load(sys.stdin.buffer); sys.path[:] = job['path']; "
     "from ufstats.parallel_scan import run_child; run_child(job)"
 )
@@ -67,8 +74,14 @@ def default_processes() -> int:
 
 
 def can_start_processes() -> bool:
-    """Return False where `sys.executable` cannot run this module (a frozen or embedded Python)."""
-    return not getattr(sys, "frozen", False) and bool(sys.executable)
+    """Return False where `sys.executable` cannot run this module (a frozen or embedded Python).
+
+    An application that embeds Python sets `sys.executable` to itself, so
+    only an executable named like a Python interpreter is started.
+    """
+    if getattr(sys, "frozen", False) or not sys.executable:
+        return False
+    return os.path.basename(sys.executable).lower().startswith(("python", "pypy"))
 
 
 def split_into_runs(sizes: list[tuple[str, int]], processes: int) -> list[list[str]]:
@@ -120,6 +133,10 @@ def scan_shards(
     children = [_ChildScan(layout, run, offsets, state.epoch_id, history_limit) for run in runs[1:]]
     try:
         _read_runs(state, runs, offsets, children, on_chunk)
+    except Rebuild as reason:
+        # A shard disappeared while it was read; a full scan lists the shards again.
+        log.info("reading all shards of %s again in one process: %s", layout.stats_dir, reason)
+        return StatsState.scan(layout, history_limit, on_chunk)
     finally:
         for child in children:
             child.stop()
@@ -186,6 +203,8 @@ class _ChildScan:
         self.bytes_read = 0
         self.failure: str | None = None
         self._result: bytes | None = None
+        self._marker = os.urandom(16)
+        self._protocol_error: str | None = None
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
@@ -197,10 +216,11 @@ class _ChildScan:
             "offsets": offsets,
             "epoch_id": epoch_id,
             "history_limit": history_limit,
+            "marker": self._marker,
         }
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD_CODE],
+                [sys.executable, "-I", "-c", _CHILD_CODE],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
             )
         except OSError as exc:
@@ -218,19 +238,45 @@ class _ChildScan:
         self._reader.start()
 
     def _collect(self, stream: BinaryIO) -> None:
-        """Read the child's frames until it closes stdout (runs in the reader thread)."""
+        """Read the child's output to its end (runs in the reader thread).
+
+        Everything is read, so the child never blocks on a full pipe, even
+        when its output is not what this process expects.
+        """
+        buffer = b""
+        while self._marker not in buffer:
+            chunk = stream.read1(_READ_BYTES)  # type: ignore[attr-defined]
+            if not chunk:
+                return
+            # Keep only what may hold the start of the marker.
+            buffer = buffer[-(len(self._marker) - 1) :] + chunk
+        buffer = buffer[buffer.index(self._marker) + len(self._marker) :]
         while True:
-            header = stream.read(9)
-            if len(header) < 9:
-                return
-            number = int.from_bytes(header[1:], "big")
-            if header[:1] == _PROGRESS_FRAME:
+            while len(buffer) < 9:
+                chunk = stream.read1(_READ_BYTES)  # type: ignore[attr-defined]
+                if not chunk:
+                    return
+                buffer += chunk
+            tag, number, buffer = buffer[:1], int.from_bytes(buffer[1:9], "big"), buffer[9:]
+            if tag == _PROGRESS_FRAME:
                 self.bytes_read += number
-            elif header[:1] == _RESULT_FRAME:
-                self._result = stream.read(number)
-                return
+            elif tag == _RESULT_FRAME:
+                if len(buffer) < number:
+                    buffer += stream.read(number - len(buffer))
+                if len(buffer) < number:
+                    self._protocol_error = f"its result was cut short at {len(buffer)} of {number} bytes"
+                    return
+                self._result, buffer = buffer[:number], buffer[number:]
+                break
             else:
-                return
+                self._protocol_error = f"unexpected output {tag!r} after its start marker"
+                break
+        # Anything after the result is drained, and makes the result invalid.
+        if buffer or stream.read(1):
+            if self._protocol_error is None:
+                self._protocol_error = "unexpected output after its result"
+            while stream.read1(_READ_BYTES):  # type: ignore[attr-defined]
+                pass
 
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the child's output to end; return True once it has."""
@@ -244,12 +290,15 @@ class _ChildScan:
         if self._process is None:
             return None
         code = self._process.wait()
-        if code != 0 or self._result is None:
-            self._errors.seek(0)
-            lines = self._errors.read().decode("utf-8", errors="replace").strip().splitlines()
+        if code == 0 and self._protocol_error is None and self._result is not None:
+            return pickle.loads(self._result)
+        self._errors.seek(0)
+        lines = self._errors.read().decode("utf-8", errors="replace").strip().splitlines()
+        if code != 0:
             self.failure = f"exit status {code}" + (f": {lines[-1]}" if lines else "")
-            return None
-        return pickle.loads(self._result)
+        else:
+            self.failure = self._protocol_error or "it ended without sending its result"
+        return None
 
     def stop(self) -> None:
         """End the child if it still runs, and release its pipes and files."""
@@ -270,6 +319,7 @@ def run_child(job: dict[str, Any]) -> None:
     This runs in a child process started by `scan_shards`.
     """
     output = sys.stdout.buffer
+    output.write(job["marker"])
 
     def report(size: int) -> None:
         output.write(_PROGRESS_FRAME + size.to_bytes(8, "big"))

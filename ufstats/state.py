@@ -282,6 +282,9 @@ class StatsState:
         progress.incomplete_tail = scan.incomplete_tail
         if progress.head_length < min(progress.position, HEAD_BYTES):
             progress.head_length = min(progress.position, HEAD_BYTES)
-            progress.head = head_digest(path, progress.head_length)
+            try:
+                progress.head = head_digest(path, progress.head_length)
+            except FileNotFoundError:
+                raise Rebuild(f"shard {name} disappeared while it was read") from None
         self.damage.extend(scan.damage)
         self.bytes_read += scan.bytes_read
