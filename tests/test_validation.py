@@ -506,3 +506,14 @@ def test_metadata_str_subclass_converted():
 
     converted = check_metadata({"code": Code("X1")})
     assert type(converted["code"]) is str
+
+
+def test_metadata_str_enum_as_json_dump_writes_it(manager):
+    import enum
+
+    class Colour(str, enum.Enum):
+        RED = "red"
+
+    metadata = {Colour.RED: 1, "colour": Colour.RED}
+    manager.record_analysis("M", "S1", 1, metadata)
+    assert json.loads(shard_bytes(manager))["metadata"] == json.loads(json.dumps(metadata))

@@ -111,7 +111,8 @@ def to_json_value(value: Any, path: str = "metadata", depth: int = 0) -> Any:
         return value
     if isinstance(value, str):
         _check_encodable(path, value)
-        return str(value)
+        # The text itself, as json.dump writes it: str() of a (str, Enum) member is "Class.NAME".
+        return str.__str__(value)
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
             raise InvalidRecordError(
@@ -156,7 +157,7 @@ def _key_text(key: object, path: str) -> str:
     """Return a metadata key as the string that `json.dump` (and so v1) writes for it."""
     if isinstance(key, str):
         _check_encodable(f"{path} key", key)
-        return str(key)
+        return str.__str__(key)
     if key is None or isinstance(key, bool):
         return {None: "null", True: "true", False: "false"}[key]
     if isinstance(key, int):
