@@ -272,3 +272,21 @@ def test_check_missing_base_path(tmp_path):
     result = run_check(tmp_path / "nowhere")
     assert result.exit_code == 1
     assert "does not exist" in result.output
+
+
+def test_check_unreadable_shard(healthy, monkeypatch):
+    from ufstats import check as check_module
+    from ufstats.shard_reader import ShardScan
+
+    class UnreadablePC2(ShardScan):
+        def blocks(self):
+            if self.name == "PC-2":
+                raise PermissionError(13, "Permission denied", str(self.path))
+            return super().blocks()
+
+    monkeypatch.setattr(check_module, "ShardScan", UnreadablePC2)
+    status, report = check_json(healthy)
+    assert status == 1
+    assert kinds(report) == ["shard-unreadable"]
+    assert report["findings"][0]["message"].startswith("PC-2: cannot be read (Permission denied)")
+    assert report["events"] == 1

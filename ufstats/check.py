@@ -291,7 +291,15 @@ def run_check(
     names = layout.shard_names()
     facts = _ShardFacts()
     for name in names:
-        _check_shard(layout, name, report, facts, future_limit)
+        try:
+            _check_shard(layout, name, report, facts, future_limit)
+        except OSError as exc:
+            report.add(
+                "shard-unreadable",
+                f"{name}: cannot be read ({exc.strerror or exc}); merge and readers stop with this "
+                "error until it can, so check the file's permissions and the file server",
+                name,
+            )
     _check_shards_folder(layout, names, report)
     _check_view(layout, report, facts.newest_mtime, timedelta(minutes=view_max_age_minutes))
     _check_spool(layout, report)

@@ -233,8 +233,8 @@ def _check_processes(ctx: click.Context, param: click.Parameter, value: int | No
 )
 @click.option(
     "--processes", type=int, default=None, callback=_check_processes, metavar="N",
-    help="Processes that read shards side by side. Whole shards are shared out, about 32 MiB or more "
-    "each, so small folders use one. [default: the number of CPUs, at most 4]",
+    help="Processes that read shards side by side. Whole shards are shared out, and there is at most "
+    "one process per 32 MiB of shards, so small folders use one. [default: the number of CPUs, at most 4]",
 )
 @quiet_option
 @json_option
