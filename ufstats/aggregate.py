@@ -300,12 +300,7 @@ class Aggregate:
         if self.daily_loader is not None:
             loader, self.daily_loader = self.daily_loader, None
             for key, counters in loader().items():
-                current = self._daily.get(key)
-                if current is None:
-                    self._daily[key] = counters
-                else:
-                    for index in range(3):
-                        current[index] += counters[index]
+                _add_counters(self._daily, key, counters)
         return self._daily
 
     @daily.setter

@@ -23,8 +23,8 @@ from .checkpoint import CHECKPOINT_HISTORY, read_checkpoint_view_sha, save_check
 from .errors import InvalidArgumentError, ViewOwnershipError
 from .layout import Layout
 from .parallel_scan import default_processes, scan_shards
-from .shard_reader import Damage, shard_size
-from .state import StatsState, read_epoch
+from .shard_reader import Damage
+from .state import StatsState, bytes_to_read, read_epoch
 
 log = logging.getLogger("ufstats")
 
@@ -107,11 +107,7 @@ def _check_ownership(layout: Layout, state: StatsState, force: bool) -> str | No
 
 def _byte_counter(layout: Layout, progress: Callable[[int, int], None]) -> Callable[[int], None]:
     """Turn per-block sizes into `progress(bytes read, bytes to read)` calls."""
-    epoch = read_epoch(layout)
-    total = 0
-    for name in layout.shard_names():
-        start = epoch.start_offsets.get(name, 0) if epoch else 0
-        total += max(0, shard_size(layout.shards_dir / f"{name}.jsonl") - start)
+    total = sum(size for _, size in bytes_to_read(layout, read_epoch(layout)))
     done = 0
     progress(0, total)
 

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .layout import Layout
-from .shard_reader import shard_size
-from .state import Rebuild, StatsState, read_epoch
+from .state import Rebuild, StatsState, bytes_to_read, read_epoch
 
 log = logging.getLogger("ufstats")
 
@@ -121,11 +120,7 @@ def scan_shards(
         processes = 1
     epoch = read_epoch(layout)
     offsets = epoch.start_offsets if epoch else {}
-    names = layout.shard_names()
-    sizes = [
-        (name, max(0, shard_size(layout.shards_dir / f"{name}.jsonl") - offsets.get(name, 0))) for name in names
-    ]
-    runs = split_into_runs(sizes, processes)
+    runs = split_into_runs(bytes_to_read(layout, epoch), processes)
     if len(runs) < 2:
         return StatsState.scan(layout, history_limit, on_chunk)
     state = StatsState(layout, history_limit)
@@ -134,13 +129,16 @@ def scan_shards(
     try:
         _read_runs(state, runs, offsets, children, on_chunk)
     except Rebuild as reason:
-        # A shard disappeared while it was read; a full scan lists the shards again.
-        log.info("reading all shards of %s again in one process: %s", layout.stats_dir, reason)
-        return StatsState.scan(layout, history_limit, on_chunk)
+        rebuild = reason
+    else:
+        return state
     finally:
+        # Also before the scan below, so that no child reads on meanwhile.
         for child in children:
             child.stop()
-    return state
+    # A shard disappeared while it was read; a full scan lists the shards again.
+    log.info("reading all shards of %s again in one process: %s", layout.stats_dir, rebuild)
+    return StatsState.scan(layout, history_limit, on_chunk)
 
 
 def _read_runs(

@@ -99,10 +99,10 @@ _tail_decoder = msgspec.json.Decoder(_TailLine)
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+    # One write nearly always takes everything; the loop covers short writes.
+    view = memoryview(data)[os.write(fd, data) :]
     while view:
-        written = os.write(fd, view)
-        view = view[written:]
+        view = view[os.write(fd, view) :]
 
 
 def _read_tail(fd: int, size: int, length: int = TAIL_BYTES) -> bytes:
@@ -169,9 +169,7 @@ def append_lines(shard: Path, data: bytes, machine: str | None, known_size: int 
             if not tail.endswith(b"\n"):
                 log.warning("shard %s ended in an incomplete line; closing it before appending", shard)
                 data = b"\n" + data
-        written = os.write(fd, data)
-        if written < len(data):
-            _write_all(fd, data[written:])
+        _write_all(fd, data)
         os.fsync(fd)
         return size + len(data)
     finally:

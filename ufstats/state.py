@@ -23,7 +23,7 @@ import msgspec
 from .aggregate import Aggregate
 from .errors import StatsFolderError
 from .layout import Layout
-from .shard_reader import END_BYTES, Damage, ShardScan, line_start
+from .shard_reader import END_BYTES, Damage, ShardScan, line_start, shard_size
 
 log = logging.getLogger("ufstats")
 
@@ -78,6 +78,15 @@ def read_epoch(layout: Layout) -> Epoch | None:
             "starts after the last reset. Write a new epoch with `ufstats reset --restore ID` "
             "(ids: `ufstats reset --list`); nothing in the shards was changed."
         ) from exc
+
+
+def bytes_to_read(layout: Layout, epoch: Epoch | None) -> list[tuple[str, int]]:
+    """Return (shard name, bytes from its epoch start to its end) for every shard, in name order."""
+    offsets = epoch.start_offsets if epoch else {}
+    return [
+        (name, max(0, shard_size(layout.shards_dir / f"{name}.jsonl") - offsets.get(name, 0)))
+        for name in layout.shard_names()
+    ]
 
 
 def head_digest(path: os.PathLike[str] | str, length: int) -> str:
