@@ -135,10 +135,10 @@ def test_failed_child_run_read_here(base_path, small_runs, monkeypatch, caplog):
 def test_unstartable_child_run_read_here(base_path, small_runs, monkeypatch, caplog):
     fill_shards(base_path)
 
-    def refuse(*args, **kwargs):
+    def fail_to_start(*args, **kwargs):
         raise OSError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(parallel_scan.subprocess, "Popen", refuse)
+    monkeypatch.setattr(parallel_scan.subprocess, "Popen", fail_to_start)
     layout = Layout(base_path)
     with caplog.at_level("WARNING", logger="ufstats"):
         state = scan_shards(layout, 50, processes=2)
